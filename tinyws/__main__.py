@@ -1,0 +1,5 @@
+import sys
+
+from tinyws.cli import main
+
+sys.exit(main())

@@ -1,0 +1,143 @@
+"""Small containers shared by requests, responses and the test client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, multi-valued, read-only view of HTTP headers.
+
+    Built from ASGI's list of ``(bytes, bytes)`` pairs. ``headers[name]`` and
+    ``get()`` give the first value; ``getall()`` gives every value in order.
+    Decoding is latin-1, as HTTP/1.1 defines for header bytes.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self._raw = [(k.lower(), v) for k, v in raw]
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
+        return cls((k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs)
+
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        return list(self._raw)
+
+    def __getitem__(self, name: str) -> str:
+        key = name.lower().encode("latin-1")
+        for k, v in self._raw:
+            if k == key:
+                return v.decode("latin-1")
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower().encode("latin-1")
+        return any(k == key for k, _ in self._raw)
+
+    def getall(self, name: str) -> list[str]:
+        key = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self._raw if k == key]
+
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw]
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[bytes, None] = dict.fromkeys(k for k, _ in self._raw)
+        return (k.decode("latin-1") for k in seen)
+
+    def __len__(self) -> int:
+        return len({k for k, _ in self._raw})
+
+    def __repr__(self) -> str:
+        return f"Headers({self.items()!r})"
+
+
+class QueryParams(Mapping[str, str]):
+    """Parsed query string: ``get()`` gives the first value, ``getall()`` every one."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, query_string: bytes | str = b"") -> None:
+        text = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+        self._pairs = parse_qsl(text, keep_blank_values=True)
+
+    def __getitem__(self, name: str) -> str:
+        for k, v in self._pairs:
+            if k == name:
+                return v
+        raise KeyError(name)
+
+    def getall(self, name: str) -> list[str]:
+        return [v for k, v in self._pairs if k == name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(k for k, _ in self._pairs))
+
+    def __len__(self) -> int:
+        return len({k for k, _ in self._pairs})
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._pairs!r})"
+
+
+class Namespace:
+    """Attribute *and* item access over one dict.
+
+    ``req.context`` and ``req.state`` are namespaces: ``ctx.user`` and
+    ``ctx["user"]`` name the same value, as Starlette's state and Falcon's
+    context users expect.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", {} if data is None else data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._data[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._data[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._data[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._data[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._data.get(name, default)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._data!r})"
+
+
+__all__ = ["Headers", "Namespace", "QueryParams"]

@@ -63,6 +63,10 @@ class WebSocketDisconnect(ConnectionError):
         super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
 
 
+class ClientDisconnect(ConnectionError):
+    """Raised by ``await req.body()`` when the client left before sending it all."""
+
+
 class WebSocketStateError(RuntimeError):
     """Raised when a WebSocket method is called in a state that forbids it.
 
@@ -77,6 +81,7 @@ class LifespanError(RuntimeError):
 
 
 __all__ = [
+    "ClientDisconnect",
     "HTTPError",
     "LifespanError",
     "WebSocketDisconnect",

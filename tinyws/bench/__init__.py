@@ -1,0 +1,1 @@
+"""``tinyws bench``: a WebSocket handshake benchmark client for any server."""

@@ -1,0 +1,196 @@
+"""Drive handshakes from C concurrent workers and collect the results.
+
+Each worker runs handshakes back to back until the plan says stop: after
+``count`` handshakes in all, or once ``duration`` seconds have passed (those
+in flight then finish). Warmup handshakes run the same way first and are
+thrown away.
+
+Timeouts cost nothing per handshake: instead of a cancel scope with a
+deadline around every handshake (a timer armed and disarmed each time), a
+worker only writes its deadline into a slot, and one ticker task checks the
+slots a few times per timeout period and cancels the scope of a worker whose
+handshake is overdue. The ticker also draws the progress line. A timeout is
+therefore honoured to within a quarter of its length (at most 0.1 s).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import anyio
+
+from tinyws.bench.client import HandshakeError, Target, handshake
+from tinyws.bench.histogram import Histogram
+
+try:
+    import resource
+except ImportError:  # not on Windows: process_time() still gives the total
+    resource = None  # type: ignore[assignment]
+
+PROGRESS_INTERVAL = 0.25
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run: ``count`` handshakes or, when it is None, ``duration`` seconds."""
+
+    target: Target
+    concurrency: int = 1
+    count: int | None = 1000
+    duration: float | None = None
+    warmup: int = 0
+    timeout: float = 10.0
+    expect: int | None = None
+
+
+@dataclass
+class Results:
+    """What one measured phase produced. Latencies are in nanoseconds."""
+
+    latency: Histogram = field(default_factory=Histogram)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    attempts: int = 0
+    elapsed: float = 0.0
+    cpu_user: float = 0.0
+    cpu_system: float = 0.0
+    expect: int | None = None
+
+    @property
+    def responses(self) -> int:
+        return self.latency.count
+
+    @property
+    def handshakes_per_s(self) -> float:
+        return self.responses / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def cpu_fraction(self) -> float:
+        """Client CPU time over wall time: 1.0 is one core kept fully busy."""
+        return (self.cpu_user + self.cpu_system) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def add(self, status: int, latency_ns: int) -> None:
+        self.attempts += 1
+        self.statuses[status] += 1
+        self.latency.record(latency_ns)
+        if self.expect is not None and status != self.expect:
+            self.errors["unexpected_status"] += 1
+
+    def fail(self, kind: str, status: int = 0, latency_ns: int = 0) -> None:
+        self.attempts += 1
+        self.errors[kind] += 1
+        if status:
+            self.statuses[status] += 1
+            self.latency.record(latency_ns)
+
+
+class _Slot:
+    """A worker's in-flight deadline and the scope the ticker cancels when it passes."""
+
+    __slots__ = ("deadline", "scope")
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self.scope = anyio.CancelScope()
+
+
+class _Phase:
+    def __init__(self, plan: Plan, count: int | None, progress: TextIO | None) -> None:
+        self.plan = plan
+        self.left = count
+        self.stop_at = math.inf
+        self.progress = progress
+        self.results = Results(expect=plan.expect)
+        self.slots = [_Slot() for _ in range(min(plan.concurrency, count or plan.concurrency))]
+
+    def take(self) -> bool:
+        """Claim the next handshake, or say that the phase is over."""
+        if self.left is None:
+            return time.monotonic() < self.stop_at
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+    async def run(self) -> Results:
+        if self.plan.duration is not None and self.left is None:
+            self.stop_at = time.monotonic() + self.plan.duration
+        async with anyio.create_task_group() as ticker:
+            ticker.start_soon(self._tick)
+            async with anyio.create_task_group() as workers:
+                for slot in self.slots:
+                    workers.start_soon(self._work, slot)
+            ticker.cancel_scope.cancel()
+        return self.results
+
+    async def _work(self, slot: _Slot) -> None:
+        target, timeout, results = self.plan.target, self.plan.timeout, self.results
+        while True:
+            with anyio.CancelScope() as slot.scope:
+                while self.take():
+                    slot.deadline = time.monotonic() + timeout
+                    try:
+                        status, latency_ns = await handshake(target)
+                    except HandshakeError as exc:
+                        results.fail(exc.kind, exc.status, exc.latency_ns)
+                    else:
+                        results.add(status, latency_ns)
+                    slot.deadline = math.inf
+            if not slot.scope.cancelled_caught:
+                return
+            results.fail("timeout")
+
+    async def _tick(self) -> None:
+        interval = min(0.1, self.plan.timeout / 4)
+        next_progress = time.monotonic() + PROGRESS_INTERVAL
+        while True:
+            await anyio.sleep(interval)
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.deadline < now:
+                    slot.deadline = math.inf
+                    slot.scope.cancel()
+            if self.progress is not None and now >= next_progress:
+                next_progress = now + PROGRESS_INTERVAL
+                self._draw(self.progress)
+
+    def _draw(self, out: TextIO) -> None:
+        results = self.results
+        total = f"/{self.plan.count}" if self.left is not None else ""
+        errors = sum(results.errors.values())
+        out.write(f"\r  {results.attempts}{total} handshakes, {errors} errors ")
+        out.flush()
+
+
+def _cpu_times() -> tuple[float, float]:
+    if resource is None:
+        return time.process_time(), 0.0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+async def run(plan: Plan, progress: TextIO | None = None) -> Results:
+    """Run the warmup, then the measured phase; return the measured results."""
+    if plan.warmup:
+        await _Phase(plan, plan.warmup, None).run()
+    phase = _Phase(plan, plan.count, progress)
+    user, system = _cpu_times()
+    started = time.perf_counter()
+    results = await phase.run()
+    results.elapsed = time.perf_counter() - started
+    user_end, system_end = _cpu_times()
+    results.cpu_user, results.cpu_system = user_end - user, system_end - system
+    if progress is not None:
+        progress.write("\r" + " " * 60 + "\r")
+        progress.flush()
+    return results
+
+
+def progress_stream(quiet: bool) -> TextIO | None:
+    """Return stderr when a live progress line makes sense there."""
+    return None if quiet or not sys.stderr.isatty() else sys.stderr

@@ -32,7 +32,7 @@ class Request:
         state: dict[str, Any] | None = None,
     ) -> None:
         self.scope = scope
-        self._receive = receive
+        self.receive = receive
         self.params: dict[str, Any] = {}
         self.context = Namespace()
         # Servers that keep lifespan state hand each request a copy in the
@@ -111,7 +111,7 @@ class Request:
                 raise RuntimeError("a WebSocket handshake has no body to read")
             chunks: list[bytes] = []
             while True:
-                message = await self._receive()
+                message = await self.receive()
                 if message["type"] == "http.disconnect":
                     raise ClientDisconnect("the client disconnected before sending the body")
                 chunks.append(message.get("body", b""))

@@ -1,0 +1,111 @@
+"""The HTTP request pipeline, with Falcon's middleware orders (SPEC section 5).
+
+    process_request (in order) -> route -> process_resource (in order)
+        -> handler -> process_response (reverse order)
+
+``process_response`` runs for every middleware the request reached, even
+when a hook or the handler raised, and ``resp.complete`` set by an earlier
+hook skips what is left before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tinyws.concurrency import AsyncCallable
+from tinyws.denial import error_response, internal_error
+from tinyws.errors import HTTPError
+from tinyws.middleware import Chain
+from tinyws.request import Request
+from tinyws.response import Response
+from tinyws.routing import Table
+from tinyws.types import Send
+
+logger = logging.getLogger("tinyws")
+
+
+@dataclass(frozen=True)
+class HTTPRoute:
+    endpoint: Callable[..., Any]  # as the user wrote it: what process_resource sees
+    call: AsyncCallable
+
+
+def to_response(result: object) -> Response:
+    """A handler's return value as a response."""
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status=204)
+    if isinstance(result, dict | list):
+        return Response.json(result)
+    if isinstance(result, str):
+        return Response.text(result)
+    if isinstance(result, bytes):
+        return Response(result)
+    raise TypeError(
+        f"a handler returns dict, list, str, bytes, None or a Response, got {type(result).__name__}"
+    )
+
+
+class Exchange:
+    """One request on its way through the chain, and what it has reached so far."""
+
+    def __init__(self, req: Request, chain: Chain, routes: Table[HTTPRoute]) -> None:
+        self.req = req
+        self.resp = Response()
+        self.chain = chain
+        self.routes = routes
+        self.resource: Callable[..., Any] | None = None
+        self.reached = 0  # how many middleware (by list position) saw process_request
+        self.crash: Exception | None = None
+
+    async def run(self, send: Send) -> None:
+        succeeded = await self._attempt(self._request_and_route)
+        for position, hook in self.chain.response:
+            if position < self.reached:
+                ok = await self._attempt(hook, self.req, self.resp, self.resource, succeeded)
+                succeeded = succeeded and ok
+        await self.resp.send_http(send, head_only=self.req.method == "HEAD")
+
+    async def _attempt(self, step: AsyncCallable, *args: Any) -> bool:
+        """Run a step; an error it raises becomes the response. True if none did."""
+        try:
+            await step(*args)
+        except HTTPError as exc:
+            self.resp.replace_with(error_response(exc))
+            return False
+        except Exception as exc:
+            logger.exception("error while handling %s %s", self.req.method, self.req.path)
+            self.resp.replace_with(internal_error())
+            self.crash = self.crash or exc
+            return False
+        return True
+
+    async def _request_and_route(self) -> None:
+        for position, hook in self.chain.request:
+            self.reached = position + 1
+            await hook(self.req, self.resp)
+        self.reached = self.chain.size
+        if not self.resp.complete:
+            await self._route()
+
+    async def _route(self) -> None:
+        req = self.req
+        route, params, allowed = self.routes.find(req.path, req.method)
+        req.params = params
+        self.resource = route.endpoint if route is not None else None
+        for hook in self.chain.resource:
+            await hook(req, self.resp, self.resource, params)
+        if self.resp.complete:
+            return
+        if route is None:
+            if allowed:
+                raise HTTPError(405, headers={"Allow": ", ".join(sorted(allowed))})
+            raise HTTPError(404)
+        self.resp.replace_with(to_response(await route.call(req, **params)))
+
+
+__all__ = ["Exchange", "HTTPRoute", "to_response"]

@@ -1,0 +1,91 @@
+"""Guards: callables that decide whether a handshake may reach its handler.
+
+A guard is called as ``guard(req)`` and answers with its return value:
+``None`` or ``True`` lets the handshake go on, ``False`` denies it with 403,
+a ``Response`` denies it with exactly that response, and an ``HTTPError``
+raised denies it with that status. Anything else is a programming error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from tinyws.concurrency import AsyncCallable, inline
+from tinyws.errors import HTTPError
+from tinyws.request import Request
+from tinyws.response import Response
+
+Guard = Callable[[Request], Any]
+
+
+def resolve_guards(guard: Guard | Sequence[Guard] | None) -> tuple[AsyncCallable, ...]:
+    if guard is None:
+        return ()
+    guards = [guard] if callable(guard) else list(guard)
+    for item in guards:
+        if not callable(item):
+            raise TypeError(f"a guard must be callable, got {item!r}")
+    return tuple(inline(item) for item in guards)
+
+
+async def run_guards(guards: tuple[AsyncCallable, ...], req: Request) -> Response | None:
+    """The first denial the guards give, or ``None`` when all let the request pass."""
+    for guard in guards:
+        verdict = await guard(req)
+        if verdict is None or verdict is True:
+            continue
+        if verdict is False:
+            raise HTTPError(403)
+        if isinstance(verdict, Response):
+            return verdict
+        raise TypeError(
+            f"guard {getattr(guard, '__qualname__', guard)!r} returned {verdict!r}; "
+            "a guard returns None, True, False or a Response"
+        )
+    return None
+
+
+def allow_origins(origins: Iterable[str]) -> Guard:
+    """Deny 403 when the handshake's ``Origin`` header is present and not listed.
+
+    This is the defence against cross-site WebSocket hijacking: a browser
+    always sends ``Origin``, so a page from another site cannot open the
+    socket with the user's cookies. No ``Origin`` means a non-browser client,
+    which passes. Origins are exact (``"https://app.example"``), compared
+    case-insensitively, without wildcards.
+    """
+    listed = [origins] if isinstance(origins, str) else list(origins)
+    allowed = frozenset(origin.lower() for origin in listed)
+
+    def origin_allowed(req: Request) -> None:
+        origin = req.headers.get("origin")
+        if origin is not None and origin.lower() not in allowed:
+            raise HTTPError(403, "Forbidden", f"origin {origin!r} is not allowed")
+
+    return origin_allowed
+
+
+def bearer_token(verify: Callable[[str], Any] | Callable[[str], Awaitable[Any]]) -> Guard:
+    """Deny 401 unless ``Authorization: Bearer <token>`` passes ``verify(token)``.
+
+    ``verify`` may be sync or async; a truthy result is stored as
+    ``req.context.user`` for the handler.
+    """
+    check = inline(verify)
+    challenge = {"WWW-Authenticate": "Bearer"}
+
+    async def token_valid(req: Request) -> None:
+        scheme, _, token = req.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPError(401, "Unauthorized", "a bearer token is required", challenge)
+        user = await check(token)
+        if not user:
+            raise HTTPError(401, "Unauthorized", "the bearer token is not valid", challenge)
+        req.context.user = user
+
+    return token_valid
+
+
+__all__ = ["Guard", "allow_origins", "bearer_token", "resolve_guards", "run_guards"]

@@ -1,0 +1,62 @@
+"""The middleware chain: Falcon's ``process_*`` hooks, looked up once.
+
+Each middleware may define any of the hooks below, sync or async. At App
+creation every hook is fetched and made awaitable, so a request walks tuples
+of ready callables and never asks an object what it can do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tinyws.concurrency import AsyncCallable, inline
+
+HOOKS = (
+    "process_startup",
+    "process_shutdown",
+    "process_request",
+    "process_resource",
+    "process_response",
+    "process_request_ws",
+    "process_resource_ws",
+)
+
+Positioned = tuple[tuple[int, AsyncCallable], ...]
+
+
+class Chain:
+    """The hooks of a middleware list, in the order each is called.
+
+    HTTP hooks keep the position of their middleware in the list:
+    ``process_response`` runs only for middleware the request reached.
+    """
+
+    def __init__(self, middleware: Sequence[object] = ()) -> None:
+        for item in middleware:
+            _check(item)
+        self.size = len(middleware)
+        self.startup = _hooks(middleware, "process_startup")
+        self.shutdown = tuple(reversed(_hooks(middleware, "process_shutdown")))
+        self.request: Positioned = _positioned(middleware, "process_request")
+        self.resource = _hooks(middleware, "process_resource")
+        self.response: Positioned = tuple(reversed(_positioned(middleware, "process_response")))
+        self.request_ws = _hooks(middleware, "process_request_ws")
+        self.resource_ws = _hooks(middleware, "process_resource_ws")
+
+
+def _check(item: object) -> None:
+    if isinstance(item, type):
+        raise TypeError(f"middleware {item.__name__} is a class: pass an instance")
+    if not any(callable(getattr(item, hook, None)) for hook in HOOKS):
+        raise TypeError(f"middleware {item!r} defines none of the hooks {', '.join(HOOKS)}")
+
+
+def _hooks(middleware: Sequence[object], name: str) -> tuple[AsyncCallable, ...]:
+    return tuple(inline(getattr(m, name)) for m in middleware if hasattr(m, name))
+
+
+def _positioned(middleware: Sequence[object], name: str) -> Positioned:
+    return tuple((i, inline(getattr(m, name))) for i, m in enumerate(middleware) if hasattr(m, name))
+
+
+__all__ = ["HOOKS", "Chain"]

@@ -1,0 +1,277 @@
+"""``WebSocket``: the application's side of one ASGI WebSocket connection.
+
+The connection is a small state machine::
+
+    CONNECTING --accept()--> ACCEPTED --close() / peer closes--> CLOSED
+        |
+        +--deny() / close() / a refusal--> DENIED
+
+Every method names the states it works in; calling it in another raises
+``WebSocketStateError`` saying which state it expected. A refusal in
+CONNECTING is a denial (see ``tinyws.denial``); in ACCEPTED it is a close
+frame, since the HTTP exchange is over by then.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from tinyws.datastructures import Namespace
+from tinyws.denial import (
+    EXTENSION,
+    DenialMode,
+    close_code,
+    close_reason,
+    denial_reason,
+    error_response,
+    internal_error,
+)
+from tinyws.errors import HeadersLike, HTTPError, WebSocketDisconnect, WebSocketStateError
+from tinyws.request import Request
+from tinyws.response import Response, encode_headers
+from tinyws.types import Message, Receive, Send
+
+_RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
+
+
+class State(enum.Enum):
+    CONNECTING = "CONNECTING"
+    ACCEPTED = "ACCEPTED"
+    DENIED = "DENIED"
+    CLOSED = "CLOSED"
+
+
+def check_close_code(code: int) -> None:
+    if not isinstance(code, int) or not 1000 <= code <= 4999 or code in _RESERVED_CODES:
+        raise ValueError(f"{code!r} is not a close code an endpoint may send")
+
+
+class WebSocket:
+    """One WebSocket connection, from the handshake to the close."""
+
+    __slots__ = (
+        "_extension",
+        "_mode",
+        "default_mode",
+        "_receive",
+        "_send",
+        "_state",
+        "_subprotocols",
+        "close_code",
+        "request",
+        "subprotocol",
+    )
+
+    def __init__(self, request: Request, receive: Receive, send: Send, mode: DenialMode) -> None:
+        self.request = request
+        self._receive = receive
+        self._send = send
+        self._state = State.CONNECTING
+        self._extension = EXTENSION in (request.scope.get("extensions") or ())
+        self._subprotocols: Sequence[str] = ()
+        self.default_mode = mode
+        self._mode = self._resolve(mode)
+        self.subprotocol: str | None = None
+        self.close_code: int | None = None
+
+    def use_route(self, mode: DenialMode, subprotocols: Sequence[str]) -> None:
+        self._mode = self._resolve(mode)
+        self._subprotocols = subprotocols
+
+    def _resolve(self, mode: DenialMode) -> DenialMode:
+        if mode == "auto":
+            return "close" if "origin" in self.request.headers else "http"
+        return mode
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.request.params
+
+    @property
+    def context(self) -> Namespace:
+        return self.request.context
+
+    @property
+    def state(self) -> Namespace:
+        return self.request.state
+
+    @property
+    def accepted(self) -> bool:
+        # CLOSED is only reached from ACCEPTED; a refused handshake ends DENIED.
+        return self._state in (State.ACCEPTED, State.CLOSED)
+
+    @property
+    def closed(self) -> bool:
+        return self._state in (State.CLOSED, State.DENIED)
+
+    def _expect(self, action: str, *states: State) -> None:
+        if self._state not in states:
+            wanted = " or ".join(state.value for state in states)
+            raise WebSocketStateError(
+                f"{action} needs a {wanted} WebSocket, but it is {self._state.value}"
+            )
+
+    # -- handshake ---------------------------------------------------------
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: HeadersLike | None = None
+    ) -> None:
+        self._expect("accept()", State.CONNECTING)
+        offered = self.request.subprotocols
+        if subprotocol is None:
+            subprotocol = next((p for p in offered if p in self._subprotocols), None)
+        elif subprotocol not in offered:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers is not None:
+            message["headers"] = encode_headers(headers)
+        await self._send(message)
+        self._state = State.ACCEPTED
+        self.subprotocol = subprotocol
+
+    async def deny(self, response: Response) -> None:
+        """Refuse the handshake with exactly ``response`` (see ``tinyws.denial``)."""
+        self._expect("deny()", State.CONNECTING)
+        if self._mode == "close":
+            await self._accept_then_close(close_code(response.status), denial_reason(response))
+        elif self._extension:
+            self._state = State.DENIED
+            await response.send_denial(self._send)
+        else:
+            await self._close_before_accept(1000, "")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection; before ``accept()`` this refuses the handshake.
+
+        Closing an already closed or denied WebSocket does nothing.
+        """
+        check_close_code(code)
+        if self._state is State.CONNECTING:
+            if self._mode == "close":
+                await self._accept_then_close(code, reason)
+            else:
+                # ASGI: a close before accept is a refusal, which servers send as 403.
+                await self._close_before_accept(code, reason)
+        elif self._state is State.ACCEPTED:
+            self._state = State.CLOSED
+            self.close_code = code
+            await self._send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+
+    async def _close_before_accept(self, code: int, reason: str) -> None:
+        self._state = State.DENIED
+        await self._send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+
+    async def _accept_then_close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.accept"})
+        self._state = State.ACCEPTED
+        await self.close(code, reason)
+
+    # -- messages ----------------------------------------------------------
+
+    async def receive(self) -> str | bytes:
+        """The next message; raises ``WebSocketDisconnect`` once the peer has closed."""
+        self._expect("receive()", State.ACCEPTED)
+        while True:
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                text: str | None = message.get("text")
+                if text is not None:
+                    return text
+                data: bytes = message.get("bytes") or b""
+                return data
+            if kind == "websocket.disconnect":
+                self._state = State.CLOSED
+                self.close_code = message.get("code", 1005)
+                raise WebSocketDisconnect(self.close_code or 1005, message.get("reason") or "")
+            # websocket.connect is not consumed before accept(): skipping it here saves a
+            # round trip through the server's queue on every handshake.
+
+    async def receive_text(self) -> str:
+        message = await self.receive()
+        if not isinstance(message, str):
+            raise TypeError("expected a text message, got a binary one")
+        return message
+
+    async def receive_bytes(self) -> bytes:
+        message = await self.receive()
+        if not isinstance(message, bytes):
+            raise TypeError("expected a binary message, got a text one")
+        return message
+
+    async def receive_json(self) -> Any:
+        return json.loads(await self.receive())
+
+    async def send(self, data: str | bytes) -> None:
+        self._expect("send()", State.ACCEPTED)
+        if isinstance(data, str):
+            message: Message = {"type": "websocket.send", "text": data}
+        elif isinstance(data, bytes | bytearray | memoryview):
+            message = {"type": "websocket.send", "bytes": bytes(data)}
+        else:
+            raise TypeError(f"send() takes str or bytes, got {type(data).__name__}")
+        try:
+            await self._send(message)
+        except OSError:
+            # ASGI servers raise an OSError once the peer is gone (spec 2.4).
+            self._state = State.CLOSED
+            self.close_code = 1006
+            raise WebSocketDisconnect(1006) from None
+
+    async def send_text(self, data: str) -> None:
+        if not isinstance(data, str):
+            raise TypeError(f"send_text() takes str, got {type(data).__name__}")
+        await self.send(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"send_bytes() takes bytes, got {type(data).__name__}")
+        await self.send(data)
+
+    async def send_json(self, data: Any) -> None:
+        await self.send(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+    async def __aiter__(self) -> AsyncIterator[str | bytes]:
+        try:
+            while True:
+                yield await self.receive()
+        except WebSocketDisconnect:
+            return
+
+    # -- endings, decided by the app's pipeline --------------------------------
+
+    async def refuse(self, exc: HTTPError) -> None:
+        """An ``HTTPError`` escaped: deny with it, or close with ``4000 + status``."""
+        if self._state is State.CONNECTING and self._mode == "http":
+            await self.deny(error_response(exc))
+        elif self._state in (State.CONNECTING, State.ACCEPTED):
+            await self._quietly_close(close_code(exc.status), exc.title)
+
+    async def crash(self) -> None:
+        if self._state is State.CONNECTING:
+            await self.deny(internal_error())
+        elif self._state is State.ACCEPTED:
+            await self._quietly_close(1011, "")
+
+    async def finish(self) -> None:
+        """The handler returned: an unanswered handshake is denied, an open socket closed."""
+        if self._state is State.CONNECTING:
+            await self.refuse(HTTPError(403))
+        elif self._state is State.ACCEPTED:
+            await self._quietly_close(1000, "")
+
+    async def _quietly_close(self, code: int, reason: str) -> None:
+        # The peer may already be gone; the close is then moot, not an error.
+        try:
+            await self.close(code, reason)
+        except OSError:
+            self._state = State.CLOSED
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.request.path} {self._state.value}>"
+
+
+__all__ = ["State", "WebSocket", "check_close_code"]

@@ -111,7 +111,7 @@ class WebSocket:
         if self._state not in states:
             wanted = " or ".join(state.value for state in states)
             raise WebSocketStateError(
-                f"{action} needs a {wanted} WebSocket, but it is {self._state.value}"
+                f"{action} needs the WebSocket to be {wanted}, but it is {self._state.value}"
             )
 
     # -- handshake ---------------------------------------------------------
@@ -158,7 +158,9 @@ class WebSocket:
         elif self._state is State.ACCEPTED:
             self._state = State.CLOSED
             self.close_code = code
-            await self._send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+            await self._send(
+                {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
+            )
 
     async def _close_before_accept(self, code: int, reason: str) -> None:
         self._state = State.DENIED

@@ -1,7 +1,7 @@
 """A guarded chat room: bearer tokens, allowed origins, middleware and lifespan state.
 
-    tinyws serve examples.chat:app
-    # ws://127.0.0.1:8000/rooms/lobby with "Authorization: Bearer alice-token"
+tinyws serve examples.chat:app
+# ws://127.0.0.1:8000/rooms/lobby with "Authorization: Bearer alice-token"
 """
 
 from __future__ import annotations

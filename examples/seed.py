@@ -1,7 +1,7 @@
 """The seed scenario: a guarded WebSocket whose refusal is a real 404 with JSON.
 
-    tinyws serve examples.seed:app
-    # ws://127.0.0.1:8000/foo?token=good echoes; any other token gets HTTP 404.
+tinyws serve examples.seed:app
+# ws://127.0.0.1:8000/foo?token=good echoes; any other token gets HTTP 404.
 """
 
 from tinyws import App, HTTPError, Request, WebSocket

@@ -9,7 +9,7 @@ import anyio
 
 from tinyws.types import ASGIApp, Message, Scope
 
-DENIAL = {"websocket.http.response": {}}
+DENIAL: dict[str, Any] = {"websocket.http.response": {}}
 
 
 def ws_scope(

@@ -217,9 +217,7 @@ async def test_no_extension_means_no_extension_messages() -> None:
     for path in ("/nowhere", "/http-error", "/deny", "/silent", "/boom"):
         sent = await drive(app, ws_scope(path, extensions={}), connect_then())
         assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}], path
-    sent = await drive(
-        app, ws_scope("/deny", extensions=None) | {"extensions": None}, connect_then()
-    )
+    sent = await drive(app, {**ws_scope("/deny"), "extensions": None}, connect_then())
     assert [m["type"] for m in sent] == ["websocket.close"]
 
 

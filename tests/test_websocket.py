@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.asgi import DISCONNECT, connect_then, drive, ws_scope
-from tinyws import App, WebSocket, WebSocketDisconnect, WebSocketStateError
+from tinyws import App, Response, WebSocket, WebSocketDisconnect, WebSocketStateError
 from tinyws.types import Message
 
 pytestmark = pytest.mark.anyio
@@ -55,9 +55,7 @@ async def test_misuse_raises_a_runtime_error_subclass_naming_the_state() -> None
     assert sent[-1] == {"type": "websocket.close", "code": 1000, "reason": ""}
 
 
-def ws_response() -> object:
-    from tinyws import Response
-
+def ws_response() -> Response:
     return Response()
 
 

@@ -56,7 +56,9 @@ def _hooks(middleware: Sequence[object], name: str) -> tuple[AsyncCallable, ...]
 
 
 def _positioned(middleware: Sequence[object], name: str) -> Positioned:
-    return tuple((i, inline(getattr(m, name))) for i, m in enumerate(middleware) if hasattr(m, name))
+    return tuple(
+        (i, inline(getattr(m, name))) for i, m in enumerate(middleware) if hasattr(m, name)
+    )
 
 
 __all__ = ["HOOKS", "Chain"]

@@ -44,9 +44,7 @@ def encode_header(name: str, value: str) -> tuple[bytes, bytes]:
 def encode_headers(headers: HeadersLike | None) -> list[tuple[bytes, bytes]]:
     if headers is None:
         return []
-    pairs: Iterable[tuple[str, str]] = (
-        headers.items() if isinstance(headers, Mapping) else headers
-    )
+    pairs: Iterable[tuple[str, str]] = headers.items() if isinstance(headers, Mapping) else headers
     return [encode_header(name, value) for name, value in pairs]
 
 

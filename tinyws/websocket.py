@@ -55,12 +55,12 @@ class WebSocket:
     __slots__ = (
         "_extension",
         "_mode",
-        "default_mode",
         "_receive",
         "_send",
         "_state",
         "_subprotocols",
         "close_code",
+        "default_mode",
         "request",
         "subprotocol",
     )

@@ -589,6 +589,21 @@ def test_exception_after_accept_reraises_on_exit(make_client: ClientFactory) -> 
         pass
 
 
+def test_explicit_close_reraises_and_frees_the_session(make_client: ClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        raise ValueError(f"closed with {message['code']}")
+
+    ws = make_client(app).websocket_connect("/")
+    with pytest.raises(ValueError, match="closed with 4000"):
+        ws.close(4000)
+    ws.close()  # closing again is a no-op, and the error was reported once
+    with pytest.raises(WebSocketStateError):
+        ws.receive()
+
+
 def test_exception_before_accept_is_a_500_when_not_raising(make_client: ClientFactory) -> None:
     client = make_client(crash, raise_server_exceptions=False)
     with pytest.raises(WebSocketDenied) as denied:

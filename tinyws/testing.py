@@ -133,11 +133,7 @@ class WebSocketTestSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            self.close()
-            self._task.finish()
-        finally:
-            self._stack.close()
+        self._disconnect(1000, "")
         # An error in the test body wins; otherwise report what the app did wrong.
         if exc_type is None:
             self._raise_app_error()
@@ -178,9 +174,22 @@ class WebSocketTestSession:
         return jsonlib.loads(self.receive())
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close from the client's side: the app receives ``websocket.disconnect``."""
-        if not self._task.client_closed:
-            self._task.close_from_client(code, reason)
+        """Close from the client's side and wait for the app to return.
+
+        The app receives ``websocket.disconnect`` with ``code`` and ``reason``;
+        an exception the app raised is raised here, as on every session call.
+        """
+        self._disconnect(code, reason)
+        self._raise_app_error()
+
+    def _disconnect(self, code: int, reason: str) -> None:
+        if self._task.client_closed:
+            return
+        self._task.close_from_client(code, reason)
+        try:
+            self._task.finish()
+        finally:
+            self._stack.close()
 
     def _check_open(self) -> None:
         self._raise_app_error()

@@ -90,7 +90,8 @@ class Histogram:
         for index, count in enumerate(self._counts):
             seen += count
             while seen >= need:
-                results[slot] = min(max(bucket_high(index), self.min), self.max)
+                high = self.max if index == _SIZE - 1 else bucket_high(index)
+                results[slot] = min(max(high, self.min), self.max)
                 step = next(pending, None)
                 if step is None:
                     return results

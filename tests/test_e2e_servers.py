@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import wire
-from servers import SERVERS, RunningServer, run_server
+
+from tests import wire
+from tests.servers import SERVERS, RunningServer, run_server
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from servers import ROOT, SERVERS, run_server
+from tests.servers import ROOT, SERVERS, run_server
 
 CORE = ("1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*")
 COMPRESSION = ("12.*", "13.*")

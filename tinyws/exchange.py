@@ -4,8 +4,15 @@
         -> handler -> process_response (reverse order)
 
 ``process_response`` runs for every middleware the request reached, even
-when a hook or the handler raised, and ``resp.complete`` set by an earlier
-hook skips what is left before it.
+when a hook or the handler raised. ``resp.complete`` short-circuits as in
+Falcon: set in ``process_request`` it skips the remaining ``process_request``
+hooks, routing, ``process_resource`` and the handler (the middleware after
+the one that set it were never reached); set in ``process_resource`` it skips
+the remaining ``process_resource`` hooks and the handler.
+
+Headers that middleware put on ``resp`` before the handler (a request id,
+CORS) survive the handler's response and error responses; on a clash the
+later response's value wins.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from tinyws.denial import error_response, internal_error
 from tinyws.errors import HTTPError
 from tinyws.middleware import Chain
 from tinyws.request import Request
-from tinyws.response import Response
+from tinyws.response import MutableHeaders, Response
 from tinyws.routing import Table
 from tinyws.types import Send
 
@@ -75,11 +82,11 @@ class Exchange:
         try:
             await step(*args)
         except HTTPError as exc:
-            self.resp.replace_with(error_response(exc))
+            self._answer(error_response(exc))
             return False
         except Exception as exc:
             logger.exception("error while handling %s %s", self.req.method, self.req.path)
-            self.resp.replace_with(internal_error())
+            self._answer(internal_error())
             self.crash = self.crash or exc
             return False
         return True
@@ -88,9 +95,10 @@ class Exchange:
         for position, hook in self.chain.request:
             self.reached = position + 1
             await hook(self.req, self.resp)
+            if self.resp.complete:
+                return
         self.reached = self.chain.size
-        if not self.resp.complete:
-            await self._route()
+        await self._route()
 
     async def _route(self) -> None:
         req = self.req
@@ -99,13 +107,24 @@ class Exchange:
         self.resource = route.endpoint if route is not None else None
         for hook in self.chain.resource:
             await hook(req, self.resp, self.resource, params)
-        if self.resp.complete:
-            return
+            if self.resp.complete:
+                return
         if route is None:
             if allowed:
                 raise HTTPError(405, headers={"Allow": ", ".join(sorted(allowed))})
             raise HTTPError(404)
-        self.resp.replace_with(to_response(await route.call(req, **params)))
+        self._answer(to_response(await route.call(req, **params)))
+
+    def _answer(self, response: Response) -> None:
+        """Make ``response`` the answer, keeping the headers set on ``resp`` that it lacks.
+
+        The headers are copied: a handler may return the same ``Response`` object
+        every time, and ``process_response`` must not change it for later requests.
+        """
+        own = {name for name, _ in response.headers.raw}
+        kept = [pair for pair in self.resp.headers.raw if pair[0] not in own]
+        self.resp.replace_with(response)
+        self.resp.headers = MutableHeaders(kept + response.headers.raw)
 
 
 __all__ = ["Exchange", "HTTPRoute", "to_response"]

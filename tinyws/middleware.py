@@ -47,8 +47,12 @@ class Chain:
 def _check(item: object) -> None:
     if isinstance(item, type):
         raise TypeError(f"middleware {item.__name__} is a class: pass an instance")
-    if not any(callable(getattr(item, hook, None)) for hook in HOOKS):
+    present = [hook for hook in HOOKS if hasattr(item, hook)]
+    if not present:
         raise TypeError(f"middleware {item!r} defines none of the hooks {', '.join(HOOKS)}")
+    for hook in present:
+        if not callable(getattr(item, hook)):
+            raise TypeError(f"middleware {item!r} has a {hook} that is not callable")
 
 
 def _hooks(middleware: Sequence[object], name: str) -> tuple[AsyncCallable, ...]:

@@ -58,17 +58,16 @@ async def lifespan_server(
     app: App, state: dict[str, Any] | None = None
 ) -> AsyncIterator[LifespanServer]:
     server = LifespanServer(app, state)
-    async with server.to_app, server.app_inbox, server.from_app:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.run)
-            try:
-                yield server
-            except BaseException:
-                tg.cancel_scope.cancel()  # the app may wait for an event that never comes
-                raise
-            with anyio.fail_after(5):
-                # After its last answer the app returns: the outbox closes.
-                assert [message async for message in server.from_app] == []
+    async with server.to_app, server.app_inbox, server.from_app, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        try:
+            yield server
+        except BaseException:
+            tg.cancel_scope.cancel()  # the app may wait for an event that never comes
+            raise
+        with anyio.fail_after(5):
+            # After its last answer the app returns: the outbox closes.
+            assert [message async for message in server.from_app] == []
 
 
 def request_scope(kind: str, path: str, state: dict[str, Any] | None) -> Scope:

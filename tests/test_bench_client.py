@@ -335,6 +335,7 @@ async def test_closed_without_close_frame() -> None:
     def handler(conn: socket.socket) -> None:
         key = read_request(conn)
         conn.sendall(switching(key))
+        read_client_close(conn)  # read first: closing on unread data would send a reset
 
     with fake_server(handler) as server:
         results = await bench(server.url(), "-n", "2")

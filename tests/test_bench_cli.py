@@ -1,0 +1,143 @@
+"""Usage errors of ``tinyws bench`` and the formatting of its report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinyws.bench import cli, report, runner
+from tinyws.bench.client import Target
+
+TARGET = Target(2, ("127.0.0.1", 9), b"", b"", frozenset())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["http://127.0.0.1/"], "expected a ws://host[:port]/path URL"),
+        (["ws:///path"], "expected a ws://host[:port]/path URL"),
+        (["wss://127.0.0.1/"], "wss:// is not supported"),
+        (["ws://127.0.0.1:99999/"], "bad port"),
+        (["ws://127.0.0.1/", "-n", "5", "--duration", "2"], "not both"),
+        (["ws://127.0.0.1/", "-H", "NoColon"], "expected -H 'Name: value'"),
+        (["ws://127.0.0.1/", "-H", "Bad Name: x"], "expected -H 'Name: value'"),
+        (["ws://127.0.0.1/", "-H", "Sec-WebSocket-Key: x"], "generated afresh"),
+        (["ws://127.0.0.1/", "--subprotocol", "a b"], "bad subprotocol"),
+        (["ws://127.0.0.1/", "--expect", "42"], "takes an HTTP status"),
+        (["ws://127.0.0.1/", "--warmup", "-1"], "cannot be negative"),
+        (["ws://127.0.0.1/", "-n", "0"], "must be a positive integer"),
+        (["ws://127.0.0.1/", "-c", "x"], "invalid _positive_int value"),
+        (["ws://127.0.0.1/", "--timeout", "0"], "must be a positive number"),
+        (["ws://127.0.0.1/", "--backend", "curio"], "invalid choice"),
+        ([], "the following arguments are required: URL"),
+    ],
+)
+def test_usage_errors_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "usage: tinyws bench" in err
+    assert message in err
+
+
+def test_unwritable_json_file_fails_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir.json"
+    assert cli.main(["ws://127.0.0.1:9/", "--json", str(missing)]) == 2
+    assert "cannot write --json file" in capsys.readouterr().err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("-n N", "--duration", "-c C", "-H", "--subprotocol", "--expect", "--warmup"):
+        assert flag in out
+    assert "Exit status" in out
+
+
+def test_defaults() -> None:
+    plan = cli.make_plan(cli.make_parser().parse_args(["ws://localhost/"]))
+    assert (plan.count, plan.duration, plan.concurrency, plan.warmup) == (1000, None, 1, 0)
+    assert (plan.timeout, plan.expect) == (10.0, None)
+    assert plan.target.address[1] == 80
+    assert plan.target.head.startswith(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+    assert plan.target.head.endswith(b"\r\nSec-WebSocket-Key: ")
+    timed = cli.make_plan(cli.make_parser().parse_args(["ws://localhost/", "--duration", "3"]))
+    assert (timed.count, timed.duration) == (None, 3.0)
+
+
+def test_ipv6_literal() -> None:
+    plan = cli.make_plan(cli.make_parser().parse_args(["ws://[::1]:8080/x"]))
+    assert plan.target.address[:2] == ("::1", 8080)
+    assert b"\r\nHost: [::1]:8080\r\n" in plan.target.head
+
+
+def test_python_m_tinyws_bench_dispatches_here() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyws", "bench", "ftp://x/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "expected a ws://host[:port]/path URL" in done.stderr
+
+
+def test_duration_format() -> None:
+    assert report.duration(12.34) == "12.3 µs"
+    assert report.duration(456.7) == "457 µs"
+    assert report.duration(4567.0) == "4.57 ms"
+    assert report.duration(45_678.0) == "45.7 ms"
+    assert report.duration(2_500_000.0) == "2.50 s"
+
+
+def results(cpu: float) -> runner.Results:
+    out = runner.Results(elapsed=2.0, cpu_user=cpu * 2 * 0.75, cpu_system=cpu * 2 * 0.25)
+    for latency_ns in (100_000, 200_000, 300_000, 400_000):
+        out.add(101, latency_ns)
+    out.fail("refused")
+    return out
+
+
+def test_text_report() -> None:
+    plan = runner.Plan(target=TARGET, concurrency=4, count=5)
+    text = report.to_text("ws://h/", plan, results(0.5), "trio")
+    assert "5 in 2.00 s, 4 concurrent (trio)" in text
+    assert "2 handshakes/s" in text
+    assert "101: 4" in text and "refused: 1" in text
+    assert "50% of one core" in text
+    assert "warning" not in text
+
+
+def test_client_bound_warning() -> None:
+    plan = runner.Plan(target=TARGET)
+    text = report.to_text("ws://h/", plan, results(0.95), "asyncio")
+    assert "warning: the client kept a CPU core busy" in text
+    assert report.to_json("ws://h/", plan, results(0.95), "asyncio")["client_cpu"]["bound"]
+
+
+def test_json_latency_in_microseconds() -> None:
+    plan = runner.Plan(target=TARGET)
+    data = report.to_json("ws://h/", plan, results(0.1), "asyncio")
+    # Percentiles are bucket tops, within 0.1 % of the sample: 200 µs shows as 200.1.
+    assert data["latency_us"] == pytest.approx(
+        {
+            "min": 100.0,
+            "mean": 250.0,
+            "p50": 200.0,
+            "p90": 400.0,
+            "p99": 400.0,
+            "p99_9": 400.0,
+            "max": 400.0,
+        },
+        rel=1e-3,
+    )
+    assert data["statuses"] == {"101": 4}
+    assert data["errors"] == {"refused": 1}
+    assert (data["handshakes"], data["responses"], data["handshakes_per_s"]) == (5, 4, 2.0)

@@ -1,0 +1,98 @@
+"""`tinyws serve module:attr [options]`: run an ASGI app on the built-in server."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any
+
+from tinyws.server.config import BACKENDS, LIFESPAN_MODES, LOG_LEVELS, Config
+from tinyws.server.errors import StartupFailed
+
+_DEFAULTS = Config()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `tinyws serve`; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        app = load_app(args.app)
+    except (ImportError, AttributeError, ValueError) as exc:
+        sys.stderr.write(f"tinyws serve: cannot load {args.app!r}: {exc}\n")
+        return 2
+    from tinyws.server.server import serve
+
+    options = {key: value for key, value in vars(args).items() if key != "app"}
+    try:
+        serve(app, **options)
+    except StartupFailed as exc:
+        sys.stderr.write(f"tinyws serve: startup failed: {exc}\n")
+        return 1
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"tinyws serve: {exc}\n")
+        return 1
+    return 0
+
+
+def load_app(spec: str) -> Any:
+    """Import `module:attr` (the current directory is importable, as with uvicorn)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError("expected MODULE:ATTR, such as 'myapp:app'")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinyws serve", description=__doc__)
+    p.add_argument("app", metavar="MODULE:ATTR", help="the ASGI app, such as myapp:app")
+    p.add_argument("--host", default=_DEFAULTS.host, help="address to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=_DEFAULTS.port, help="(default %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=_DEFAULTS.backend)
+    p.add_argument("--lifespan", choices=LIFESPAN_MODES, default=_DEFAULTS.lifespan)
+    p.add_argument("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
+    p.add_argument("--root-path", default=_DEFAULTS.root_path, help="mount point behind a proxy")
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=_DEFAULTS.access_log,
+        help="one log line per HTTP request",
+    )
+    limits = p.add_argument_group("limits")
+    _limit(limits, "--max-connections", int, "connections at once (more get 503)")
+    _limit(limits, "--max-header-bytes", int, "request head size (431 over it)")
+    _limit(limits, "--head-timeout", float, "seconds to receive a request head")
+    _limit(limits, "--keepalive-timeout", float, "seconds an idle keep-alive connection lives")
+    _limit(limits, "--max-body-bytes", _optional_int, "request body size, 413 over it ('none')")
+    _limit(limits, "--ws-max-message-bytes", int, "WebSocket message size (1009 over it)")
+    _limit(limits, "--ws-ping-interval", _optional_float, "seconds between pings ('none')")
+    _limit(limits, "--ws-ping-timeout", float, "seconds to wait for a pong")
+    _limit(limits, "--ws-close-timeout", float, "seconds to wait for the client's close")
+    _limit(limits, "--shutdown-timeout", float, "grace seconds for in-flight requests")
+    _limit(limits, "--backlog", int, "listen backlog")
+    limits.add_argument(
+        "--ws-per-message-deflate",
+        action=argparse.BooleanOptionalAction,
+        default=_DEFAULTS.ws_per_message_deflate,
+        help="negotiate permessage-deflate when offered",
+    )
+    return p
+
+
+def _limit(group: Any, flag: str, kind: Any, text: str) -> None:
+    default = getattr(_DEFAULTS, flag[2:].replace("-", "_"))
+    group.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+
+
+def _optional_int(value: str) -> int | None:
+    return None if value.lower() == "none" else int(value)
+
+
+def _optional_float(value: str) -> float | None:
+    return None if value.lower() == "none" else float(value)

@@ -1,0 +1,87 @@
+"""Server settings: where to listen, how to run, and the limits that keep a
+misbehaving client from holding resources.
+
+Every limit has a default that is safe on a public port and can be changed
+from `serve()` keyword arguments or the command line. A limit of `None`
+(where allowed) switches that check off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+BACKENDS = ("asyncio", "trio")
+LIFESPAN_MODES = ("auto", "on", "off")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server needs to know, validated once at construction."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: str = "asyncio"
+    lifespan: str = "auto"
+    log_level: str = "info"
+    root_path: str = ""
+    access_log: bool = False
+    backlog: int = 1024
+
+    #: Connections served at once; further clients get 503 and are closed.
+    max_connections: int = 1000
+    #: Bytes in a request head (request line + headers); over it: 431.
+    max_header_bytes: int = 16 * 1024
+    #: Seconds to receive a complete request head; over it the socket is
+    #: closed. This is what defeats slowloris (heads trickled byte by byte).
+    head_timeout: float = 10.0
+    #: Seconds an idle keep-alive connection is kept between requests.
+    keepalive_timeout: float = 5.0
+    #: Bytes in an HTTP request body; over it: 413. None: no limit.
+    max_body_bytes: int | None = 1024 * 1024
+    #: Bytes in one WebSocket message, after reassembly and decompression;
+    #: over it the connection is closed with 1009.
+    ws_max_message_bytes: int = 16 * 1024 * 1024
+    #: Seconds of silence from the client before the server sends a ping;
+    #: None: never ping.
+    ws_ping_interval: float | None = 20.0
+    #: Seconds to wait for any data (such as the pong) after a ping before
+    #: the connection is dropped.
+    ws_ping_timeout: float = 20.0
+    #: Seconds to wait for the client's close frame after the server closed.
+    ws_close_timeout: float = 5.0
+    #: Negotiate permessage-deflate when the client offers it.
+    ws_per_message_deflate: bool = True
+    #: Seconds in-flight HTTP responses get to finish on shutdown.
+    shutdown_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        _choice("backend", self.backend, BACKENDS)
+        _choice("lifespan", self.lifespan, LIFESPAN_MODES)
+        _choice("log_level", self.log_level, LOG_LEVELS)
+        if self.root_path.endswith("/"):
+            raise ValueError("root_path must not end with '/'")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {self.port}")
+        for field in ("max_connections", "max_header_bytes", "ws_max_message_bytes"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1")
+        if self.max_body_bytes is not None and self.max_body_bytes < 0:
+            raise ValueError("max_body_bytes must not be negative")
+        for field in ("head_timeout", "keepalive_timeout", "ws_ping_timeout", "ws_close_timeout"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"{field} must be positive")
+        if self.ws_ping_interval is not None and self.ws_ping_interval <= 0:
+            raise ValueError("ws_ping_interval must be positive or None")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must not be negative")
+
+    def replace(self, **changes: object) -> Config:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

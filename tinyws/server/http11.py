@@ -1,0 +1,137 @@
+"""One HTTP/1.1 request/response cycle: h11 events in, ASGI messages out.
+
+h11 does the framing (Content-Length, chunked, keep-alive rules, 100-continue
+bookkeeping); this module only translates. The response head is held back
+until the first body message: when that message is the whole body, the
+response gets a Content-Length instead of chunked framing.
+"""
+
+from __future__ import annotations
+
+import h11
+
+from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
+from tinyws.server.handshake import REASONS, Headers, check_header, http_date
+from tinyws.types import Message
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class HTTPCycle:
+    """The request body going in and the response coming out, for one request."""
+
+    __slots__ = (
+        "_h11",
+        "_head_only",
+        "_max_body",
+        "_pending",
+        "body_seen",
+        "disconnected",
+        "done",
+        "started",
+        "status",
+        "too_large",
+    )
+
+    def __init__(self, conn: h11.Connection, method: bytes, max_body: int | None) -> None:
+        self._h11 = conn
+        self._head_only = method == b"HEAD"
+        self._max_body = max_body
+        self._pending: tuple[int, Headers] | None = None
+        self.body_seen = 0
+        self.status = 0
+        self.started = False  # http.response.start received from the app
+        self.done = False  # the whole response has been produced
+        self.too_large = False
+        self.disconnected = False
+
+    # -- request body ---------------------------------------------------
+
+    def receive(self) -> tuple[Message | None, bytes]:
+        """Next ASGI message for the app, or None when more bytes are needed.
+
+        Also returns bytes to write first (an interim 100 Continue).
+        """
+        if self.disconnected or self.done:
+            return _DISCONNECT, b""
+        out = b""
+        if self._h11.they_are_waiting_for_100_continue:
+            out = self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
+        if self._h11.their_state is not h11.SEND_BODY:
+            return None, out  # body complete: wait for a disconnect
+        try:
+            event = self._h11.next_event()
+        except h11.RemoteProtocolError:  # bad chunk framing, or EOF mid-body
+            event = h11.ConnectionClosed()
+        if event is h11.NEED_DATA:
+            return None, out
+        if isinstance(event, h11.Data):
+            self.body_seen += len(event.data)
+            if self._max_body is not None and self.body_seen > self._max_body:
+                self.too_large = self.disconnected = True
+                return _DISCONNECT, out
+            return {"type": "http.request", "body": bytes(event.data), "more_body": True}, out
+        if isinstance(event, h11.EndOfMessage):
+            return {"type": "http.request", "body": b"", "more_body": False}, out
+        # ConnectionClosed or PAUSED before the end of the body.
+        self.disconnected = True
+        return _DISCONNECT, out
+
+    def first_message(self) -> Message | None:
+        """The first http.request when the body is already complete (the usual GET)."""
+        if self._h11.their_state is h11.SEND_BODY:
+            return None
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    # -- response ---------------------------------------------------------
+
+    def send(self, message: Message) -> bytes:
+        """Bytes to write for one ASGI message from the app."""
+        kind = message["type"]
+        if kind == "http.response.start" and not self.started:
+            self.started = True
+            self.status = int(message["status"])
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            for name, value in headers:
+                check_header(name, value)
+            self._pending = (self.status, headers)
+            return b""
+        if kind == "http.response.body" and self.started and not self.done:
+            if self.disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            return self._body(bytes(message.get("body", b"")), bool(message.get("more_body")))
+        expected = "http.response.body" if self.started else "http.response.start"
+        if self.done:
+            expected = "nothing (the response is complete)"
+        raise ProtocolMisuse(f"expected {expected}, got {kind!r}")
+
+    def _body(self, body: bytes, more: bool) -> bytes:
+        out = b""
+        if self._pending is not None:
+            status, headers = self._pending
+            self._pending = None
+            if not more and not any(
+                n in (b"content-length", b"transfer-encoding") for n, _ in headers
+            ):
+                headers.append((b"content-length", b"%d" % len(body)))
+            headers.append((b"date", http_date()))
+            out = self._h11.send(
+                h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
+            )
+        if body and not self._head_only:
+            out += self._h11.send(h11.Data(data=body))
+        if not more:
+            self.done = True
+            out += self._h11.send(h11.EndOfMessage())
+        return out
+
+    def error_response(self, status: int) -> bytes:
+        """A whole error response, when the app has not started one."""
+        body = b"Internal Server Error\n" if status == 500 else b"Payload Too Large\n"
+        self._pending = (
+            status,
+            [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        )
+        self.started = True
+        self.status = status
+        return self._body(body, more=False)

@@ -1,0 +1,390 @@
+"""The thin anyio runtime around the sans-IO core.
+
+Measured on this kind of machine, anyio's stream layer, a reader task per
+connection, memory streams and per-connection cancel scopes together cost
+more than everything else in a handshake. So anyio is the runtime (tasks,
+cancellation, signals, both backends), but each connection talks to a raw
+non-blocking socket: `recv`/`send` are tried first and `anyio.wait_readable`
+/ `anyio.wait_writable` are awaited only when the kernel says EAGAIN. The
+app's `receive()` reads the socket itself; `send()` writes without an extra
+yield. Timeouts are not cancel scopes: each connection keeps one deadline
+and a single reaper task checks them all every `tick` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import time
+
+import anyio
+import anyio.abc
+from anyio.lowlevel import checkpoint
+
+from tinyws.server.config import Config
+from tinyws.server.connection import Limits, ServerConnection, State
+from tinyws.server.errors import ClientDisconnected
+from tinyws.server.handshake import OVERLOADED
+from tinyws.types import ASGIApp, Message, Scope
+
+logger = logging.getLogger("tinyws.server")
+access_logger = logging.getLogger("tinyws.access")
+
+_RECV_SIZE = 65536
+_FAIRNESS = 16  # reads served without waiting before yielding to other tasks
+
+
+class Peer:
+    """One client connection: a socket, its protocol core and its deadline."""
+
+    __slots__ = (
+        "active",
+        "app",
+        "core",
+        "deadline",
+        "hub",
+        "pending",
+        "ping_sent",
+        "receiving",
+        "sock",
+        "streak",
+        "writing",
+    )
+
+    def __init__(self, hub: Hub, sock: socket.socket, core: ServerConnection) -> None:
+        self.hub = hub
+        self.app = hub.app
+        self.sock = sock
+        self.core = core
+        self.deadline = time.monotonic() + hub.config.head_timeout
+        self.active = False  # bytes arrived since the reaper last looked
+        self.ping_sent = False
+        self.receiving = False
+        self.writing = False
+        self.pending = bytearray()
+        self.streak = 0
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        except ClientDisconnected:
+            pass
+        except Exception:
+            logger.exception("connection handler failed")
+        finally:
+            self.hub.forget(self)
+            self.sock.close()
+
+    async def _serve(self) -> None:
+        core = self.core
+        while True:
+            scope = core.next_request()
+            if scope is None:
+                if core.state is State.CLOSED:
+                    break
+                await self._fill()
+                continue
+            self.deadline = math.inf
+            if scope["type"] == "http":
+                await self._http(scope)
+            else:
+                await self._websocket(scope)
+            if core.state is not State.IDLE or self.hub.stopping:
+                break
+            self._idle()
+        await self.flush()
+
+    def _idle(self) -> None:
+        """Between requests: the keep-alive timer runs."""
+        self.deadline = time.monotonic() + self.hub.config.keepalive_timeout
+
+    async def _fill(self) -> None:
+        """Read once from the socket into the core (b"" at EOF)."""
+        sock = self.sock
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except BlockingIOError:
+                self.streak = 0
+                await anyio.wait_readable(sock)
+                continue
+            except OSError:
+                data = b""
+            break
+        self.streak += 1
+        if self.streak >= _FAIRNESS:
+            self.streak = 0
+            await checkpoint()  # a flooding client must not starve the others
+        self.active = True
+        self.core.receive_data(data)
+
+    # -- writing -------------------------------------------------------------
+
+    async def flush(self) -> None:
+        if self.core.output:
+            await self.write(self.core.take_output())
+
+    async def write(self, data: bytes) -> None:
+        if self.writing:  # another task is blocked writing: queue behind it
+            self.pending += data
+            return
+        self.writing = True
+        try:
+            await self._send_all(data)
+            while self.pending:
+                data = bytes(self.pending)
+                self.pending.clear()
+                await self._send_all(data)
+        finally:
+            self.writing = False
+
+    def write_nowait(self, data: bytes) -> None:
+        """Best-effort write from the reaper (pings, 1001 closes)."""
+        if self.writing:
+            self.pending += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except OSError:
+            return
+        self.pending += data[sent:]
+
+    async def _send_all(self, data: bytes) -> None:
+        sock = self.sock
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise ClientDisconnected(str(exc)) from None
+        view = memoryview(data)[sent:]
+        while view:
+            await anyio.wait_writable(sock)
+            try:
+                view = view[sock.send(view) :]
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise ClientDisconnected(str(exc)) from None
+
+    # -- HTTP ----------------------------------------------------------------
+
+    async def _http(self, scope: Scope) -> None:
+        failed = False
+        try:
+            await self.app(scope, self._http_receive, self._http_send)
+        except ClientDisconnected:
+            failed = True
+        except Exception:
+            failed = True
+            logger.exception("exception in ASGI app (HTTP %s %s)", scope["method"], scope["path"])
+        status = self.core.response_status
+        self.core.http_finish(failed)
+        if self.hub.config.access_log:
+            self._log_access(scope, status)
+        await self.flush()
+        if self.core.has_buffered_data():
+            await checkpoint()  # pipelined requests: let other connections run
+
+    async def _http_receive(self) -> Message:
+        core = self.core
+        while True:
+            message = core.http_receive()
+            if core.output:
+                await self._flush_or_eof()
+            if message is not None:
+                return message
+            if core.reading_paused():
+                await anyio.sleep_forever()
+            await self._fill()
+
+    async def _http_send(self, message: Message) -> None:
+        self.core.http_send(message)
+        if self.core.output:
+            await self.write(self.core.take_output())
+
+    async def _flush_or_eof(self) -> None:
+        try:
+            await self.flush()
+        except ClientDisconnected:
+            self.core.receive_data(b"")
+
+    def _log_access(self, scope: Scope, status: int) -> None:
+        client = scope.get("client")
+        where = f"{client[0]}:{client[1]}" if client else "-"
+        query = scope["query_string"]
+        target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d', where, scope["method"], target, scope["http_version"], status
+        )
+
+    # -- WebSocket -------------------------------------------------------------
+
+    async def _websocket(self, scope: Scope) -> None:
+        core = self.core
+        failed = False
+        try:
+            await self.app(scope, self._ws_receive, self._ws_send)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            failed = True
+            logger.exception("exception in ASGI app (WebSocket %s)", scope["path"])
+        core.ws_finish(failed)
+        await self._flush_or_eof()
+        if core.state is State.CLOSING:  # wait (bounded) for the client's close frame
+            self.deadline = time.monotonic() + self.hub.config.ws_close_timeout
+            while core.state is State.CLOSING:
+                if core.ws_receive() is None:
+                    await self._fill()
+            await self._flush_or_eof()
+
+    async def _ws_receive(self) -> Message:
+        core = self.core
+        self.receiving = True
+        try:
+            while True:
+                message = core.ws_receive()
+                if core.output:
+                    await self._flush_or_eof()
+                if message is not None:
+                    return message
+                await self._fill()
+        finally:
+            self.receiving = False
+
+    async def _ws_send(self, message: Message) -> None:
+        core = self.core
+        core.ws_send(message)
+        if core.state is State.OPEN and message["type"] == "websocket.accept":
+            self._opened()
+        if core.output:
+            await self.write(core.take_output())
+
+    def _opened(self) -> None:
+        interval = self.hub.config.ws_ping_interval
+        self.deadline = math.inf if interval is None else time.monotonic() + interval
+        if self.hub.stopping:
+            self.core.ws_shutdown()
+
+    # -- timers (called by the reaper) -------------------------------------------
+
+    def expire(self, now: float) -> None:
+        """The deadline passed: ping, or give up on the connection."""
+        core = self.core
+        if core.state is State.OPEN:
+            if not self.receiving:
+                self._pump()
+            if self.active:  # alive: push the next ping further out
+                self.active = self.ping_sent = False
+                self.deadline = now + (self.hub.config.ws_ping_interval or math.inf)
+                return
+            if not self.ping_sent and core.channel is not None:
+                self.ping_sent = True
+                core.channel.ping()
+                self.write_nowait(core.take_output())
+                self.deadline = now + self.hub.config.ws_ping_timeout
+                return
+        self.abort()
+
+    def _pump(self) -> None:
+        """Read what is waiting while the app is not reading, to see the pong."""
+        try:
+            data = self.sock.recv(_RECV_SIZE)
+        except OSError:
+            return
+        self.active = True
+        self.core.receive_data(data)
+
+    def abort(self) -> None:
+        """Shut the socket down; whoever waits on it wakes up and cleans up."""
+        self.deadline = math.inf
+        with contextlib.suppress(OSError):  # already gone: nothing to wake
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Server shutdown: close WebSockets with 1001, drop idle keep-alives."""
+        core = self.core
+        core.keep_alive = False
+        if core.state is State.OPEN:
+            core.ws_shutdown()
+            self.write_nowait(core.take_output())
+            self.deadline = time.monotonic() + self.hub.config.ws_close_timeout
+        elif core.state is State.IDLE:
+            self.abort()
+
+
+class Hub:
+    """What all connections share: the app, the config and the live set."""
+
+    def __init__(self, app: ASGIApp, config: Config, state: dict[str, object] | None) -> None:
+        self.app = app
+        self.config = config
+        self.state = state
+        self.limits = Limits(
+            config.max_header_bytes,
+            config.max_body_bytes,
+            config.ws_max_message_bytes,
+            config.ws_per_message_deflate,
+            config.root_path,
+        )
+        self.peers: set[Peer] = set()
+        self.stopping = False
+        self.idle = anyio.Event()
+
+    def forget(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        if self.stopping and not self.peers:
+            self.idle.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        for peer in list(self.peers):
+            peer.stop()
+        if not self.peers:
+            self.idle.set()
+
+    async def accept_loop(self, listener: socket.socket, tg: anyio.abc.TaskGroup) -> None:
+        """Accept in batches: one wakeup may carry many pending connections."""
+        server = listener.getsockname()[:2]
+        while True:
+            await anyio.wait_readable(listener)
+            for _ in range(64):
+                try:
+                    sock, address = listener.accept()
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # EMFILE and friends: back off a little
+                    logger.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    break
+                if len(self.peers) >= self.config.max_connections:
+                    _refuse(sock, OVERLOADED)
+                    continue
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                client = (address[0], address[1]) if address else None
+                core = ServerConnection(self.limits, client, server, self.state)
+                peer = Peer(self, sock, core)
+                self.peers.add(peer)
+                tg.start_soon(peer.run)
+
+    async def reaper(self, tick: float) -> None:
+        """One task for every timeout of every connection."""
+        while True:
+            await anyio.sleep(tick)
+            now = time.monotonic()
+            for peer in list(self.peers):
+                if peer.deadline <= now:
+                    peer.expire(now)
+
+
+def _refuse(sock: socket.socket, response: bytes) -> None:
+    try:
+        sock.setblocking(False)
+        sock.send(response)
+    except OSError:
+        pass
+    sock.close()

@@ -1,0 +1,175 @@
+"""`Server`: bind, run lifespan, accept, shut down gracefully; and `serve()`.
+
+Order of a run: lifespan startup (connections are not accepted before it
+completes), bind and listen, serve until `shutdown()` is called (or, under
+`serve()`, until SIGINT/SIGTERM), then stop accepting, close WebSockets with
+1001, give in-flight HTTP responses `shutdown_timeout` seconds, cancel what
+is left, and run lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from tinyws.server.config import Config
+from tinyws.server.lifespan import Lifespan
+from tinyws.server.loop import Hub
+from tinyws.types import ASGIApp
+
+logger = logging.getLogger("tinyws.server")
+
+
+class Server:
+    """The built-in server, for use inside an anyio task group.
+
+    >>> server = Server(app, Config(port=0))
+    >>> port = await task_group.start(server.run)   # listening once this returns
+    >>> server.shutdown()                            # graceful stop
+    """
+
+    def __init__(self, app: ASGIApp, config: Config | None = None, **options: Any) -> None:
+        self.app = app
+        self.config = config.replace(**options) if config else Config(**options)
+        self.port = 0
+        self._stop: anyio.Event | None = None
+        self._stop_requested = False
+        self._hub: Hub | None = None
+
+    def shutdown(self) -> None:
+        """Ask the server to stop (graceful); `run()` returns when it has."""
+        self._stop_requested = True
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(
+        self,
+        *,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until `shutdown()`; reports the bound port through `task_status`.
+
+        Raises `StartupFailed` when the app's lifespan startup fails.
+        """
+        config = self.config
+        self._stop = anyio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        lifespan = Lifespan(self.app, config.lifespan, config.shutdown_timeout)
+        error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            if config.lifespan != "off":
+                tg.start_soon(lifespan.main)
+            try:
+                await lifespan.startup()
+                await self._listen_and_serve(lifespan, task_status)
+                await lifespan.shutdown()
+            except Exception as exc:  # raised plainly below, not as an ExceptionGroup
+                error = exc
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _listen_and_serve(
+        self, lifespan: Lifespan, task_status: anyio.abc.TaskStatus[int]
+    ) -> None:
+        config = self.config
+        listener = _listen(config)
+        try:
+            state = lifespan.state if lifespan.supported else None
+            self._hub = Hub(self.app, config, state)
+            self.port = listener.getsockname()[1]
+            logger.info("serving on http://%s:%d", _show(config.host), self.port)
+            task_status.started(self.port)
+            await self._serve(listener, self._hub)
+        finally:
+            listener.close()
+
+    async def _serve(self, listener: socket.socket, hub: Hub) -> None:
+        async with anyio.create_task_group() as conns:
+            async with anyio.create_task_group() as service:
+                service.start_soon(hub.accept_loop, listener, conns)
+                service.start_soon(hub.reaper, _tick(self.config))
+                assert self._stop is not None
+                await self._stop.wait()
+                service.cancel_scope.cancel()
+            logger.info("shutting down")
+            hub.stop()
+            with anyio.move_on_after(self.config.shutdown_timeout):
+                await hub.idle.wait()
+            conns.cancel_scope.cancel()
+
+    async def run_until_signal(self) -> None:
+        """`run()`, stopped gracefully by the first SIGINT/SIGTERM."""
+        error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals, tg.cancel_scope)
+            try:
+                await self.run()
+            except Exception as exc:  # raised plainly below, not as an ExceptionGroup
+                error = exc
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self._stop_requested:
+                    logger.warning("second signal: stopping now")
+                    scope.cancel()
+                    return
+                logger.info("received %s", signal.Signals(signum).name)
+                self.shutdown()
+
+
+def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+    """Run `app` until SIGINT/SIGTERM (blocking). Options: see `Config`.
+
+    Raises `StartupFailed` when the app's lifespan startup fails.
+    """
+    config = Config(host=host, port=port, **options)
+    configure_logging(config.log_level, config.access_log)
+    server = Server(app, config)
+    anyio.run(server.run_until_signal, backend=config.backend)
+
+
+def configure_logging(level: str, access_log: bool = False) -> None:
+    """Give the tinyws loggers a stderr handler unless the host app set one up."""
+    package = logging.getLogger("tinyws")
+    package.setLevel(level.upper())
+    if not package.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        package.addHandler(handler)
+    if access_log:
+        logging.getLogger("tinyws.access").setLevel(logging.INFO)
+
+
+def _listen(config: Config) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.create_server((config.host, config.port), family=family, backlog=config.backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def _show(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _tick(config: Config) -> float:
+    """How often the reaper looks: fine enough for the shortest timeout."""
+    shortest = min(
+        config.head_timeout,
+        config.keepalive_timeout,
+        config.ws_ping_timeout,
+        config.ws_close_timeout,
+        config.ws_ping_interval or 60.0,
+    )
+    return max(0.05, min(1.0, shortest / 4))

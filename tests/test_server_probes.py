@@ -25,6 +25,7 @@ MAX_HEADER_BYTES = 4096
 MAX_BODY_BYTES = 1024
 MAX_MESSAGE_BYTES = 1024
 HEAD_TIMEOUT = 1.0
+KEEPALIVE_TIMEOUT = 2.0
 LIMIT_FLAGS = (
     "--max-header-bytes",
     str(MAX_HEADER_BYTES),
@@ -34,6 +35,8 @@ LIMIT_FLAGS = (
     str(MAX_MESSAGE_BYTES),
     "--head-timeout",
     str(HEAD_TIMEOUT),
+    "--keepalive-timeout",
+    str(KEEPALIVE_TIMEOUT),
 )
 PROBE_APP = "tests.apps.probe:app"
 
@@ -124,13 +127,23 @@ def test_malformed_request_line_is_400(server: RunningServer, data: bytes) -> No
         pytest.param(b"Host: x\r\nX: a\x00b\r\n", id="nul-in-value"),
         pytest.param(b"Host: x\r\nContent-Length: abc\r\n", id="bad-content-length"),
         pytest.param(b"Host: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n", id="two-lengths"),
-        pytest.param(b"Host: x\r\nTransfer-Encoding: gzip\r\n", id="unknown-coding"),
         pytest.param(b"Accept: */*\r\n", id="no-host"),
     ],
 )
 def test_malformed_headers_are_400(server: RunningServer, headers: bytes) -> None:
     data = b"POST /body HTTP/1.1\r\n" + headers + b"\r\n"
     assert_refused(server, data, 400)
+
+
+def test_transfer_coding_without_chunked_last_is_refused(server: RunningServer) -> None:
+    # RFC 9112 says both: 400 when chunked is not the final coding (6.3), 501
+    # for a coding the server does not implement (6.1). Either way the body
+    # length is unknown, so the connection must close unread.
+    data = b"POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxyz"
+    response, after = exchange(server, data)
+    assert status_of(response) in (b"HTTP/1.1 400", b"HTTP/1.1 501"), response.head
+    assert after == b""
+    assert_still_serving(server)
 
 
 def test_content_length_with_transfer_encoding_is_400_and_not_smuggled(
@@ -212,6 +225,49 @@ def test_slow_head_is_closed_after_the_head_timeout(server: RunningServer) -> No
     assert elapsed < HEAD_TIMEOUT + 2, f"slow head still open after {elapsed:.1f}s"
     assert after == b"" or after.startswith(b"HTTP/1.1 408 "), after
     assert_still_serving(server)
+
+
+def test_idle_keepalive_connection_is_closed_after_its_timeout(server: RunningServer) -> None:
+    with Conn(server.address, timeout=KEEPALIVE_TIMEOUT + 4) as conn:
+        conn.send(wire.request(b"GET", b"/first"))
+        assert read_response(conn).body == b"GET /first?"
+        time.sleep(0.5)
+        conn.send(wire.request(b"GET", b"/second"))
+        assert read_response(conn).body == b"GET /second?"
+        idle_from = time.monotonic()
+        assert conn.read_to_eof() == b""
+        idle = time.monotonic() - idle_from
+    assert KEEPALIVE_TIMEOUT - 0.5 < idle < KEEPALIVE_TIMEOUT + 1.5, f"closed after {idle:.1f}s"
+
+
+def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None:
+    with Conn(server.address) as conn:
+        conn.send(b"".join(wire.request(b"GET", b"/%d" % n) for n in range(3)))
+        bodies = [read_response(conn).body for _ in range(3)]
+    assert bodies == [b"GET /0?", b"GET /1?", b"GET /2?"]
+
+
+def test_connections_over_the_limit_get_503() -> None:
+    flags = ("--max-connections", "2", "--head-timeout", "30")
+    with run_server("tinyws", PROBE_APP, flags) as server:
+        time.sleep(0.3)  # let the server reap the harness's readiness probe
+        first, second = Conn(server.address), Conn(server.address)
+        first.send(wire.request(b"GET", b"/one"))  # both surely accepted by now
+        second.send(wire.request(b"GET", b"/two"))
+        assert read_response(first).body == b"GET /one?"
+        assert read_response(second).body == b"GET /two?"
+        response, after = exchange(server, wire.request(b"GET", b"/three"))
+        assert status_of(response) == b"HTTP/1.1 503", response.head
+        assert after == b""
+        first.close()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # the server notices the close soon
+            response = wire.http_get(server.address, b"/four")
+            if response.status == 200:
+                break
+            time.sleep(0.1)
+        second.close()
+        assert response.body == b"GET /four?"
 
 
 # -- HTTP: broken apps ---------------------------------------------------------------

@@ -8,6 +8,7 @@ raised denies it with that status. Anything else is a programming error.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -22,7 +23,12 @@ Guard = Callable[[Request], Any]
 def resolve_guards(guard: Guard | Sequence[Guard] | None) -> tuple[AsyncCallable, ...]:
     if guard is None:
         return ()
-    guards = [guard] if callable(guard) else list(guard)
+    if callable(guard):
+        guards = [guard]
+    elif isinstance(guard, Iterable) and not isinstance(guard, str | bytes):
+        guards = list(guard)
+    else:
+        raise TypeError(f"a guard must be callable (or guard= a list of them), got {guard!r}")
     for item in guards:
         if not callable(item):
             raise TypeError(f"a guard must be callable, got {item!r}")
@@ -39,6 +45,12 @@ async def run_guards(guards: tuple[AsyncCallable, ...], req: Request) -> Respons
             raise HTTPError(403)
         if isinstance(verdict, Response):
             return verdict
+        if inspect.iscoroutine(verdict):
+            verdict.close()  # never awaited: say why instead of a "never awaited" warning
+            raise TypeError(
+                f"guard {getattr(guard, '__qualname__', guard)!r} returned a coroutine; "
+                "declare the guard itself with async def"
+            )
         raise TypeError(
             f"guard {getattr(guard, '__qualname__', guard)!r} returned {verdict!r}; "
             "a guard returns None, True, False or a Response"
@@ -81,6 +93,10 @@ def bearer_token(verify: Callable[[str], Any] | Callable[[str], Awaitable[Any]])
         if scheme.lower() != "bearer" or not token:
             raise HTTPError(401, "Unauthorized", "a bearer token is required", challenge)
         user = await check(token)
+        if inspect.isawaitable(user):
+            # A plain function wrapping an async check (a lambda, a partial): a coroutine
+            # object is truthy, so it must be awaited or every token would pass.
+            user = await user
         if not user:
             raise HTTPError(401, "Unauthorized", "the bearer token is not valid", challenge)
         req.context.user = user

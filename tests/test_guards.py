@@ -524,6 +524,7 @@ def test_the_user_is_the_same_object_in_ws_context(backend: str) -> None:
 def test_bearer_token_awaits_a_verify_that_returns_an_awaitable(backend: str) -> None:
     """A plain function (a lambda, a partial) wrapping an async check must not pass every
     token just because a coroutine object is truthy."""
+
     def verify(token: str) -> Coroutine[Any, Any, dict[str, str] | None]:
         return async_users(token)
 

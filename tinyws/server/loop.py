@@ -45,6 +45,7 @@ class Peer:
         "core",
         "deadline",
         "hub",
+        "idle",
         "pending",
         "ping_sent",
         "receiving",
@@ -65,6 +66,7 @@ class Peer:
         self.writing = False
         self.pending = bytearray()
         self.streak = 0
+        self.idle = False  # between keep-alive requests, no byte of the next yet
 
     async def run(self) -> None:
         try:
@@ -85,6 +87,9 @@ class Peer:
                 if core.state is State.CLOSED:
                     break
                 await self._fill()
+                if self.idle and core.has_buffered_data():  # a new head has started
+                    self.idle = False
+                    self.deadline = time.monotonic() + self.hub.config.head_timeout
                 continue
             self.deadline = math.inf
             if scope["type"] == "http":
@@ -98,6 +103,7 @@ class Peer:
 
     def _idle(self) -> None:
         """Between requests: the keep-alive timer runs."""
+        self.idle = not self.core.has_buffered_data()
         self.deadline = time.monotonic() + self.hub.config.keepalive_timeout
 
     async def _fill(self) -> None:

@@ -13,6 +13,8 @@ import io
 import json
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -428,3 +430,58 @@ def test_cli_exit_status_one_on_errors(capsys: pytest.CaptureFixture[str]) -> No
         port = probe.getsockname()[1]
     assert cli.main([f"ws://127.0.0.1:{port}/", "-n", "2", "--backend", "trio"]) == 1
     assert "refused: 2" in capsys.readouterr().out
+
+
+BUILT_IN_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    if scope["path"] == "/deny":
+        start = {"type": "websocket.http.response.start", "status": 403, "headers": []}
+        await send(start)
+        await send({"type": "websocket.http.response.body", "body": b"go away"})
+        return
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+"""
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def built_in_server(tmp_path: Path) -> Iterator[int]:
+    """Run ``python -m tinyws serve`` on a free port in a child process."""
+    (tmp_path / "bench_app.py").write_text(BUILT_IN_APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    command = [sys.executable, "-m", "tinyws", "serve", "bench_app:app", "--port", str(port)]
+    command += ["--lifespan", "off"]
+    with subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE) as process:
+        try:
+            deadline = time.monotonic() + 20
+            while not listening(port):
+                assert process.poll() is None, process.stderr and process.stderr.read()
+                assert time.monotonic() < deadline, "the server did not start listening"
+                time.sleep(0.05)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def test_against_the_built_in_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with built_in_server(tmp_path) as port:
+        accepted = cli.main([f"ws://127.0.0.1:{port}/", "-n", "50", "-c", "4", "--quiet"])
+        accepted_out = capsys.readouterr().out
+        denied = cli.main([f"ws://127.0.0.1:{port}/deny", "-n", "50", "-c", "4", "--expect", "403"])
+        denied_out = capsys.readouterr().out
+    assert accepted == 0, accepted_out
+    assert "101: 50" in accepted_out
+    assert denied == 0, denied_out
+    assert "403: 50" in denied_out

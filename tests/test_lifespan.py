@@ -553,3 +553,14 @@ async def test_lazy_startup_passes_a_lifespan_scope_and_startup_event() -> None:
 
     assert await http_get(app, "/") == {"status": 200, "body": b"ok"}
     assert seen == [("lifespan", "lifespan.startup")]
+
+
+@pytest.mark.parametrize(("first", "then"), [("asyncio", "trio"), ("trio", "asyncio")])
+def test_a_retry_after_a_failed_lazy_startup_may_run_on_another_event_loop(
+    first: str, then: str
+) -> None:
+    counts = {"process_startup": 0, "on_startup": 0}
+    app = counting_app(counts, fail_first=1)
+    assert TestClient(app, backend=first, raise_server_exceptions=False).get("/").status == 500
+    response = TestClient(app, backend=then, raise_server_exceptions=False).get("/")
+    assert response.json() == {"process_startup": 2, "on_startup": 2}

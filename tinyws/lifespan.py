@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from tinyws.concurrency import AsyncCallable
 from tinyws.middleware import Chain
@@ -42,7 +43,9 @@ class Lifespan:
         self.state: dict[str, Any] = {}
         self.started = False
         self._stack: contextlib.AsyncExitStack | None = None
-        self._lock: anyio.Lock | None = None
+        # One lock per event loop: an app may outlive a loop (test clients start one per
+        # call) and a lock made on one loop, or on another backend, fails on the next.
+        self._lock = RunVar[anyio.Lock](f"tinyws lazy startup {id(self)}")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Speak the ASGI lifespan protocol."""
@@ -91,9 +94,12 @@ class Lifespan:
 
     async def ensure_started(self) -> None:
         """Run startup once before the first request when no lifespan event came."""
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        async with self._lock:
+        try:
+            lock = self._lock.get()
+        except LookupError:
+            lock = anyio.Lock()
+            self._lock.set(lock)
+        async with lock:
             if not self.started:
                 await self.startup(_LAZY_SCOPE, _LAZY_EVENT, lazy=True)
 

@@ -818,3 +818,40 @@ def test_a_hook_that_is_not_callable_is_refused() -> None:
 
     with pytest.raises(TypeError, match="process_request"):
         App(middleware=[Broken()])
+
+
+@pytest.mark.parametrize("hook", ["process_request_ws", "process_resource_ws"])
+def test_a_ws_hook_that_denies_ends_the_handshake_there(hook: str, backend: str) -> None:
+    log: list[str] = []
+
+    async def deny(ws: WebSocket) -> None:
+        log.append(hook)
+        await ws.deny(Response.json({"error": "maintenance"}, 503, {"Retry-After": "60"}))
+
+    class Deny:
+        async def process_request_ws(self, req: Request, ws: WebSocket) -> None:
+            if hook == "process_request_ws":
+                await deny(ws)
+
+        async def process_resource_ws(
+            self, req: Request, ws: WebSocket, resource: Resource, params: dict[str, Any]
+        ) -> None:
+            if hook == "process_resource_ws":
+                await deny(ws)
+
+    app = App(middleware=[Deny(), SyncRecorder("later", log)])
+
+    @app.websocket("/ws", guard=lambda req: log.append("guard"))
+    async def handler(ws: WebSocket) -> None:
+        log.append("handler")
+        await ws.accept()
+
+    with pytest.raises(WebSocketDenied) as denied:
+        TestClient(app, backend=backend).websocket_connect("/ws")
+    assert denied.value.status == 503
+    assert denied.value.headers["retry-after"] == "60"
+    assert denied.value.json() == {"error": "maintenance"}
+    # Nothing after the denial runs: not the guard, and above all not the handler.
+    assert "guard" not in log
+    assert "handler" not in log
+    assert without_startup(log)[-1] == hook

@@ -160,6 +160,22 @@ def test_refused_heads(data: bytes, status: bytes) -> None:
     assert b"connection: close\r\n" in out
 
 
+def test_other_upgrades_are_plain_http() -> None:
+    conn = fed(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+    scope = conn.next_request()
+    assert scope is not None
+    assert scope["type"] == "http"
+
+
+def test_broken_chunked_body_is_400() -> None:
+    conn = fed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert conn.next_request() is not None
+    assert conn.http_receive() == {"type": "http.disconnect"}
+    conn.http_finish(failed=False)
+    assert conn.take_output().startswith(b"HTTP/1.1 400 ")
+    assert state_of(conn) is State.CLOSED
+
+
 def test_partial_head_waits_then_eof_closes_quietly() -> None:
     conn = fed(b"GET / HTT")
     assert conn.next_request() is None

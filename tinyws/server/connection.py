@@ -267,7 +267,7 @@ class ServerConnection:
             return {"type": "http.disconnect"}
         message, out = cycle.receive()
         self.output += out
-        if cycle.too_large and not cycle.started:
+        if cycle.too_large and not cycle.head_sent:
             self.output += cycle.error_response(413)
             self.keep_alive = False
         if message is None and self.eof:
@@ -287,7 +287,9 @@ class ServerConnection:
         """The app returned (or raised); end the cycle, keep-alive if possible."""
         cycle, conn = self._cycle, self._h11
         assert cycle is not None and conn is not None
-        if not cycle.started and not cycle.disconnected:
+        if not cycle.head_sent and cycle.malformed and not self.eof:
+            self.output += cycle.error_response(400)
+        elif not cycle.head_sent and not cycle.disconnected:
             self.output += cycle.error_response(500)
         reusable = (
             cycle.done

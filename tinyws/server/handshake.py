@@ -56,7 +56,8 @@ class Offer:
 def parse_plain_head(head: bytes) -> RequestHead | None:
     """Parse a plain WebSocket upgrade head (without its final blank line).
 
-    Returns None whenever the head is not the plain kind, so that h11 decides.
+    Returns None whenever the head is not the plain kind (or not a WebSocket
+    upgrade), so that h11 decides.
     """
     lines = head.split(b"\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0])
@@ -73,7 +74,7 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
         if name == b"host":
             hosts += 1
         elif name == b"upgrade":
-            upgrade = True
+            upgrade = upgrade or b"websocket" in _tokens(field[2])
         elif name in (b"content-length", b"transfer-encoding"):
             return None
         headers.append((name, field[2]))

@@ -28,6 +28,7 @@ class HTTPCycle:
         "body_seen",
         "disconnected",
         "done",
+        "malformed",
         "started",
         "status",
         "too_large",
@@ -43,6 +44,7 @@ class HTTPCycle:
         self.started = False  # http.response.start received from the app
         self.done = False  # the whole response has been produced
         self.too_large = False
+        self.malformed = False  # the body's framing was broken (or the client left mid-body)
         self.disconnected = False
 
     # -- request body ---------------------------------------------------
@@ -62,6 +64,7 @@ class HTTPCycle:
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError:  # bad chunk framing, or EOF mid-body
+            self.malformed = True
             event = h11.ConnectionClosed()
         if event is h11.NEED_DATA:
             return None, out
@@ -76,12 +79,6 @@ class HTTPCycle:
         # ConnectionClosed or PAUSED before the end of the body.
         self.disconnected = True
         return _DISCONNECT, out
-
-    def first_message(self) -> Message | None:
-        """The first http.request when the body is already complete (the usual GET)."""
-        if self._h11.their_state is h11.SEND_BODY:
-            return None
-        return {"type": "http.request", "body": b"", "more_body": False}
 
     # -- response ---------------------------------------------------------
 
@@ -125,9 +122,14 @@ class HTTPCycle:
             out += self._h11.send(h11.EndOfMessage())
         return out
 
+    @property
+    def head_sent(self) -> bool:
+        """True once response bytes exist: after that, no error response can replace it."""
+        return self.started and self._pending is None
+
     def error_response(self, status: int) -> bytes:
         """A whole error response, when the app has not started one."""
-        body = b"Internal Server Error\n" if status == 500 else b"Payload Too Large\n"
+        body = REASONS.get(status, b"Error") + b"\n"
         self._pending = (
             status,
             [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],

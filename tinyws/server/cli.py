@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from typing import Any
 
@@ -25,6 +26,12 @@ def main(argv: list[str]) -> int:
     from tinyws.server.server import serve
 
     options = {key: value for key, value in vars(args).items() if key != "app"}
+    # A process manager often repeats SIGTERM while the server winds down; after
+    # the first one this process is already stopping, so later ones must not
+    # kill it half-way (with a non-zero status) once serve() has returned.
+    # SIG_IGN, not a Python handler: the interpreter resets those on exit.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     try:
         serve(app, **options)
     except StartupFailed as exc:

@@ -9,10 +9,12 @@ is left, and run lifespan shutdown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -119,14 +121,22 @@ class Server:
             raise error
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if self._stop_requested:
-                    logger.warning("second signal: stopping now")
-                    scope.cancel()
-                    return
-                logger.info("received %s", signal.Signals(signum).name)
-                self.shutdown()
+        signums = (signal.SIGINT, signal.SIGTERM)
+        previous = [signal.getsignal(signum) for signum in signums]
+        try:
+            with anyio.open_signal_receiver(*signums) as signals:
+                async for signum in signals:
+                    if self._stop_requested:
+                        logger.warning("second signal: stopping now")
+                        scope.cancel()
+                        return
+                    logger.info("received %s", signal.Signals(signum).name)
+                    self.shutdown()
+        finally:
+            # asyncio resets the handlers to the defaults rather than to what
+            # was there before; put the previous ones back.
+            for signum, handler in zip(signums, previous, strict=True):
+                signal.signal(signum, handler)
 
 
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
@@ -137,7 +147,25 @@ def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
     config = Config(host=host, port=port, **options)
     configure_logging(config.log_level, config.access_log)
     server = Server(app, config)
-    anyio.run(server.run_until_signal, backend=config.backend)
+    with _signals_ignored_outside_the_loop():
+        anyio.run(server.run_until_signal, backend=config.backend)
+
+
+@contextlib.contextmanager
+def _signals_ignored_outside_the_loop() -> Iterator[None]:
+    """While `serve()` runs, a SIGINT/SIGTERM that lands outside the signal
+    receiver (just before it opens, or after it closed while the server winds
+    down) is dropped instead of killing the process half-way through shutdown.
+    """
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.getsignal(signum) for signum in signums]
+    for signum in signums:
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in zip(signums, previous, strict=True):
+            signal.signal(signum, handler)
 
 
 def configure_logging(level: str, access_log: bool = False) -> None:

@@ -10,9 +10,10 @@ arrival of the head's final ``\\r\\n\\r\\n``.
 
 Why raw sockets: anyio's stream layer costs tens of microseconds per
 connection, enough to make a benchmark client measure itself. Every socket
-call here is tried first and anyio is asked to wait only when the kernel says
-``EAGAIN``; the one exception is the response head, which cannot have arrived
-the moment the request is sent, so that read waits first.
+call here is tried first and the event loop is asked to wait only when the
+kernel says ``EAGAIN`` (see ``waiting.py``); the one exception is the
+response head, which cannot have arrived the moment the request is sent, so
+that read waits first.
 
 Failures raise :class:`HandshakeError` whose ``kind`` names them in the
 report; timeouts are not handled here but by the runner, which cancels the
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
+from tinyws.bench.waiting import Waiters
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 RECV_SIZE = 65536
@@ -84,7 +85,7 @@ def os_error_kind(exc: OSError) -> str:
     return kind
 
 
-async def handshake(target: Target) -> tuple[int, int]:
+async def handshake(target: Target, waiters: Waiters) -> tuple[int, int]:
     """Run one handshake; return ``(status, latency_ns)`` or raise HandshakeError."""
     rand = os.urandom(20)  # 16 bytes of key and 4 of close-frame mask: one syscall
     key = base64.b64encode(rand[:16])
@@ -95,8 +96,8 @@ async def handshake(target: Target) -> tuple[int, int]:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             start = time.perf_counter_ns()
             _connect(sock, target.address)
-            await _send_all(sock, target.head + key + target.tail)
-            reader = _Reader(sock)
+            reader = _Reader(sock, waiters)
+            await reader.send_all(target.head + key + target.tail)
             head = await reader.head()
             latency = time.perf_counter_ns() - start
             status, headers = parse_head(head)
@@ -125,24 +126,24 @@ def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
         raise OSError(err, os.strerror(err))
 
 
-async def _send_all(sock: socket.socket, data: bytes) -> None:
-    while data:
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            await anyio.wait_writable(sock)
-            continue
-        data = data[sent:]
-
-
 class _Reader:
     """A socket with a receive buffer, for the few reads a handshake needs."""
 
-    __slots__ = ("buf", "sock")
+    __slots__ = ("buf", "sock", "waiters")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, waiters: Waiters) -> None:
         self.sock = sock
+        self.waiters = waiters
         self.buf = b""
+
+    async def send_all(self, data: bytes) -> None:
+        while data:
+            try:
+                sent = self.sock.send(data)
+            except BlockingIOError:
+                await self.waiters.writable(self.sock)
+                continue
+            data = data[sent:]
 
     async def fill(self) -> None:
         """Append at least one byte to ``buf``; raise ``eof`` at end of stream."""
@@ -150,7 +151,7 @@ class _Reader:
             try:
                 chunk = self.sock.recv(RECV_SIZE)
             except BlockingIOError:
-                await anyio.wait_readable(self.sock)
+                await self.waiters.readable(self.sock)
                 continue
             if not chunk:
                 raise HandshakeError("eof", "connection closed by the server")
@@ -159,7 +160,7 @@ class _Reader:
 
     async def head(self) -> bytes:
         """Return the response head without its final blank line."""
-        await anyio.wait_readable(self.sock)
+        await self.waiters.readable(self.sock)
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             if len(self.buf) > MAX_HEAD:
                 raise HandshakeError("bad_response", "response head too large")
@@ -238,7 +239,7 @@ def _frame(buf: bytes) -> tuple[int, int] | None:
 
 async def _close_handshake(reader: _Reader, mask: bytes) -> None:
     payload = bytes(byte ^ mask[i] for i, byte in enumerate(CLOSE_CODE))
-    await _send_all(reader.sock, b"\x88\x82" + mask + payload)
+    await reader.send_all(b"\x88\x82" + mask + payload)
     # Frames the app sent after accepting are skipped up to the server's close.
     while True:
         frame = _frame(reader.buf)

@@ -26,6 +26,7 @@ import anyio
 
 from tinyws.bench.client import HandshakeError, Target, handshake
 from tinyws.bench.histogram import Histogram
+from tinyws.bench.waiting import native_waiters
 
 try:
     import resource
@@ -130,12 +131,13 @@ class _Phase:
 
     async def _work(self, slot: _Slot) -> None:
         target, timeout, results = self.plan.target, self.plan.timeout, self.results
+        waiters = native_waiters()
         while True:
             with anyio.CancelScope() as slot.scope:
                 while self.take():
                     slot.deadline = time.monotonic() + timeout
                     try:
-                        status, latency_ns = await handshake(target)
+                        status, latency_ns = await handshake(target, waiters)
                     except HandshakeError as exc:
                         results.fail(exc.kind, exc.status, exc.latency_ns)
                     else:

@@ -240,6 +240,8 @@ def _frame(buf: bytes) -> tuple[int, int] | None:
 async def _close_handshake(reader: _Reader, mask: bytes) -> None:
     payload = bytes(byte ^ mask[i] for i, byte in enumerate(CLOSE_CODE))
     await reader.send_all(b"\x88\x82" + mask + payload)
+    if _frame(reader.buf) is None:  # the server's close cannot be here yet: wait, not recv
+        await reader.waiters.readable(reader.sock)
     # Frames the app sent after accepting are skipped up to the server's close.
     while True:
         frame = _frame(reader.buf)

@@ -228,3 +228,13 @@ async def test_client_not_reading_applies_backpressure() -> None:
         await stream.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         await anyio.sleep(0.5)
         assert sent < 200  # the app waits for the socket instead of buffering
+
+
+async def test_413_survives_a_client_still_sending_its_body() -> None:
+    body = b"x" * (4 << 20)
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+    async with running(body_echo, max_body_bytes=1024) as server, await connect(server) as stream:
+        await stream.send(head)
+        await stream.send(body)  # the server reads and drops it rather than resetting
+        reply = await read_until_close(stream)
+        assert reply.startswith(b"HTTP/1.1 413 ")

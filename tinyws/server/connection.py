@@ -111,6 +111,8 @@ class ServerConnection:
         self.output = bytearray()
         self.eof = False
         self.keep_alive = True
+        #: Closing should be graceful: half-close, then drain what the client sends.
+        self.linger = False
         self._buffer = b""
         self._cycle: HTTPCycle | None = None
         self._h11: h11.Connection | None = None
@@ -164,12 +166,12 @@ class ServerConnection:
         end = self._buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self._buffer) > self.limits.max_header:
-                return self._refuse(error_response(431))
+                return self._refuse(error_response(431), linger=True)
             if self.eof:
                 self.state = State.CLOSED
             return None
         if end + 4 > self.limits.max_header:
-            return self._refuse(error_response(431))
+            return self._refuse(error_response(431), linger=True)
         head = parse_plain_head(self._buffer[:end])
         if head is not None:
             self._buffer = self._buffer[end + 4 :]
@@ -185,12 +187,12 @@ class ServerConnection:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            return self._refuse(error_response(exc.error_status_hint or 400))
+            return self._refuse(error_response(exc.error_status_hint or 400), linger=True)
         if not isinstance(event, h11.Request):  # e.g. only blank lines before EOF
-            return self._refuse(error_response(400))
+            return self._refuse(error_response(400), linger=True)
         head = RequestHead(event.method, event.target, event.http_version, list(event.headers))
         if head.http_version not in (b"1.0", b"1.1"):
-            return self._refuse(error_response(505))
+            return self._refuse(error_response(505), linger=True)
         if wants_websocket(head.headers):
             self._buffer = conn.trailing_data[0]
             return self._upgrade(head)
@@ -200,10 +202,12 @@ class ServerConnection:
         lengths = [v for n, v in head.headers if n == b"content-length"]
         chunked = any(n == b"transfer-encoding" for n, _ in head.headers)
         if lengths and chunked:
-            return self._refuse(error_response(400, b"Content-Length with Transfer-Encoding"))
+            return self._refuse(
+                error_response(400, b"Content-Length with Transfer-Encoding"), linger=True
+            )
         limit = self.limits.max_body
         if limit is not None and lengths and int(lengths[0]) > limit:
-            return self._refuse(error_response(413))
+            return self._refuse(error_response(413), linger=True)
         self._h11 = conn
         self._cycle = HTTPCycle(conn, head.method, limit)
         self.state = State.HTTP
@@ -252,8 +256,14 @@ class ServerConnection:
             scope["state"] = dict(self.lifespan_state)
         return scope
 
-    def _refuse(self, response: bytes) -> Scope | None:
-        """Queue a final response and end the connection; returns None (no scope)."""
+    def _refuse(self, response: bytes, linger: bool = False) -> Scope | None:
+        """Queue a final response and end the connection; returns None (no scope).
+
+        `linger`: the client may still be sending (a body, the rest of a head);
+        closing with unread data makes the kernel reset the connection, which
+        can destroy the response before the client reads it.
+        """
+        self.linger = linger
         self.output += response
         self.state = State.CLOSED
         return None
@@ -269,6 +279,7 @@ class ServerConnection:
         self.output += out
         if cycle.too_large and not cycle.head_sent:
             self.output += cycle.error_response(413)
+            self.linger = True
             self.keep_alive = False
         if message is None and self.eof:
             cycle.disconnected = True

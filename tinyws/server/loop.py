@@ -33,6 +33,7 @@ logger = logging.getLogger("tinyws.server")
 access_logger = logging.getLogger("tinyws.access")
 
 _RECV_SIZE = 65536
+_LINGER_SECONDS = 2.0  # how long a refused client may keep sending before the reset
 _FAIRNESS = 16  # reads served without waiting before yielding to other tasks
 
 
@@ -100,6 +101,23 @@ class Peer:
                 break
             self._idle()
         await self.flush()
+        if core.linger:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """Half-close, then read and drop until the client closes (bounded)."""
+        sock = self.sock
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        with anyio.move_on_after(_LINGER_SECONDS):
+            while True:
+                try:
+                    if not sock.recv(_RECV_SIZE):
+                        return
+                except BlockingIOError:
+                    await anyio.wait_readable(sock)
+                except OSError:
+                    return
 
     def _idle(self) -> None:
         """Between requests: the keep-alive timer runs."""

@@ -119,6 +119,19 @@ def test_http_cycle_and_keep_alive() -> None:
     assert scope["path"] == "/next"
 
 
+@pytest.mark.parametrize(("method", "status"), [(b"GET", 204), (b"GET", 304), (b"HEAD", 200)])
+def test_responses_without_body(method: bytes, status: int) -> None:
+    conn = fed(method + b" / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert conn.next_request() is not None
+    conn.http_send({"type": "http.response.start", "status": status, "headers": []})
+    conn.http_send({"type": "http.response.body", "body": b"dropped"})
+    out = conn.take_output()
+    assert out.endswith(b"\r\n\r\n")
+    assert (b"content-length" in out) is (status == 200)
+    conn.http_finish(failed=False)
+    assert state_of(conn) is State.IDLE
+
+
 def test_chunked_request_body_in_pieces() -> None:
     conn = fed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
     assert conn.next_request() is not None

@@ -238,3 +238,14 @@ async def test_413_survives_a_client_still_sending_its_body() -> None:
         await stream.send(body)  # the server reads and drops it rather than resetting
         reply = await read_until_close(stream)
         assert reply.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_keep_alive_when_the_app_never_reads_the_request() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    async with running(app) as server, await connect(server) as stream:
+        for _ in range(3):
+            await stream.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert (await read_response(stream)).endswith(b"\r\n\r\nhi")

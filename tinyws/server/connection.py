@@ -302,6 +302,8 @@ class ServerConnection:
             self.output += cycle.error_response(400)
         elif not cycle.head_sent and not cycle.disconnected:
             self.output += cycle.error_response(500)
+        if not failed:
+            cycle.skip_unread_body()
         reusable = (
             cycle.done
             and not failed

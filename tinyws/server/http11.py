@@ -17,6 +17,10 @@ from tinyws.types import Message
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
 
+def status_allows_body(status: int) -> bool:
+    return status not in (204, 304)
+
+
 class HTTPCycle:
     """The request body going in and the response coming out, for one request."""
 
@@ -80,6 +84,20 @@ class HTTPCycle:
         self.disconnected = True
         return _DISCONNECT, out
 
+    def skip_unread_body(self) -> None:
+        """Consume a request body the app did not read, if it is all here already.
+
+        Apps often answer a GET without calling receive(); the connection can
+        still be reused once h11 has seen the (usually empty) body end.
+        """
+        while self._h11.their_state is h11.SEND_BODY:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError:
+                return
+            if not isinstance(event, h11.Data | h11.EndOfMessage):
+                return
+
     # -- response ---------------------------------------------------------
 
     def send(self, message: Message) -> bytes:
@@ -107,15 +125,18 @@ class HTTPCycle:
         if self._pending is not None:
             status, headers = self._pending
             self._pending = None
-            if not more and not any(
-                n in (b"content-length", b"transfer-encoding") for n, _ in headers
+            bodiless = status in (204, 304)  # these never carry a length or a body
+            if (
+                not more
+                and not bodiless
+                and not any(n in (b"content-length", b"transfer-encoding") for n, _ in headers)
             ):
                 headers.append((b"content-length", b"%d" % len(body)))
             headers.append((b"date", http_date()))
             out = self._h11.send(
                 h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
             )
-        if body and not self._head_only:
+        if body and not self._head_only and status_allows_body(self.status):
             out += self._h11.send(h11.Data(data=body))
         if not more:
             self.done = True

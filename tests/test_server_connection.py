@@ -12,7 +12,8 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tinyws.server.connection import Limits, ServerConnection, State
+from tinyws.server.config import Limits
+from tinyws.server.connection import ServerConnection, State
 from tinyws.server.errors import ProtocolMisuse
 from tinyws.server.handshake import Offer, check_upgrade, parse_plain_head
 

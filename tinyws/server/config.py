@@ -81,6 +81,36 @@ class Config:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def limits(self) -> Limits:
+        """The part of the settings the sans-IO connection core needs."""
+        return Limits(
+            self.max_header_bytes,
+            self.max_body_bytes,
+            self.ws_max_message_bytes,
+            self.ws_per_message_deflate,
+            self.root_path,
+        )
+
+
+class Limits:
+    """The per-connection limits the connection core enforces (see `Config`)."""
+
+    __slots__ = ("deflate", "max_body", "max_header", "max_message", "root_path")
+
+    def __init__(
+        self,
+        max_header: int = 16384,
+        max_body: int | None = 1 << 20,
+        max_message: int = 16 << 20,
+        deflate: bool = True,
+        root_path: str = "",
+    ) -> None:
+        self.max_header = max_header
+        self.max_body = max_body
+        self.max_message = max_message
+        self.deflate = deflate
+        self.root_path = root_path
+
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import enum
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import h11
 
+from tinyws.server.config import Limits
 from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
 from tinyws.server.handshake import (
     FORBIDDEN,
@@ -45,14 +45,15 @@ from tinyws.server.handshake import (
     Offer,
     RequestHead,
     accept_response,
-    check_header,
+    asgi_headers,
     check_upgrade,
+    denial_response,
     error_response,
     parse_plain_head,
-    response_head,
     wants_websocket,
 )
 from tinyws.server.http11 import HTTPCycle
+from tinyws.server.scope import build_scope
 from tinyws.server.websocket import WebSocketChannel, negotiate_deflate
 from tinyws.types import Message, Scope
 
@@ -67,29 +68,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class Limits:
-    """The per-connection limits the core enforces (see `Config`)."""
-
-    __slots__ = ("deflate", "max_body", "max_header", "max_message", "root_path")
-
-    def __init__(
-        self,
-        max_header: int = 16384,
-        max_body: int | None = 1 << 20,
-        max_message: int = 16 << 20,
-        deflate: bool = True,
-        root_path: str = "",
-    ) -> None:
-        self.max_header = max_header
-        self.max_body = max_body
-        self.max_message = max_message
-        self.deflate = deflate
-        self.root_path = root_path
-
-
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _CONNECT: Message = {"type": "websocket.connect"}
-_WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
 
 
 class ServerConnection:
@@ -211,10 +190,7 @@ class ServerConnection:
         self._h11 = conn
         self._cycle = HTTPCycle(conn, head.method, limit)
         self.state = State.HTTP
-        scope = self._scope("http", head)
-        scope["method"] = head.method.decode("ascii")
-        scope["http_version"] = head.http_version.decode("ascii")
-        return scope
+        return self._scope("http", head)
 
     def _upgrade(self, head: RequestHead) -> Scope | None:
         offer = check_upgrade(head)
@@ -224,37 +200,17 @@ class ServerConnection:
         self.state = State.HANDSHAKE
         scope = self._scope("websocket", head)
         scope["subprotocols"] = offer.subprotocols
-        scope["extensions"] = dict(_WS_EXTENSIONS)
         return scope
 
     def _scope(self, kind: str, head: RequestHead) -> Scope:
-        target = head.target
-        if not target.startswith(b"/") and b"://" in target:  # absolute form
-            target = target[target.index(b"://") + 3 :]
-            slash = target.find(b"/")
-            target = target[slash:] if slash >= 0 else b"/"
-        raw_path, _, query = target.partition(b"?")
-        if raw_path.isascii() and b"%" not in raw_path:
-            path = raw_path.decode("ascii")
-        else:
-            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        root = self.limits.root_path
-        scope: Scope = {
-            "type": kind,
-            "asgi": dict(_ASGI),
-            "http_version": "1.1",
-            "scheme": "ws" if kind == "websocket" else "http",
-            "path": root + path,
-            "raw_path": root.encode() + raw_path,
-            "query_string": query,
-            "root_path": root,
-            "headers": head.headers,
-            "client": self.client,
-            "server": self.server,
-        }
-        if self.lifespan_state is not None:
-            scope["state"] = dict(self.lifespan_state)
-        return scope
+        return build_scope(
+            kind,
+            head,
+            client=self.client,
+            server=self.server,
+            root_path=self.limits.root_path,
+            state=self.lifespan_state,
+        )
 
     def _refuse(self, response: bytes, linger: bool = False) -> Scope | None:
         """Queue a final response and end the connection; returns None (no scope).
@@ -368,13 +324,10 @@ class ServerConnection:
         elif kind == "websocket.close":
             self._refuse(FORBIDDEN)
         elif kind == "websocket.http.response.start":
-            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-            for name, value in headers:
-                check_header(name, value)
             status = int(message["status"])
-            if not 100 <= status <= 599:
+            if not 200 <= status <= 599:  # 1xx is not a final response
                 raise ProtocolMisuse(f"invalid denial status {status}")
-            self._denial = (status, headers, [])
+            self._denial = (status, asgi_headers(message), [])
             self.state = State.DENYING
         else:
             raise ProtocolMisuse(
@@ -385,12 +338,9 @@ class ServerConnection:
     def _accept(self, message: Message) -> None:
         offer = self._offer
         assert offer is not None
-        subprotocol = message.get("subprotocol")
-        headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-        for name, value in headers:
-            check_header(name, value)
+        headers = asgi_headers(message)
         extensions, answer = negotiate_deflate(offer.extensions, self.limits.deflate)
-        self.output += accept_response(offer.key, subprotocol, answer, headers)
+        self.output += accept_response(offer.key, message.get("subprotocol"), answer, headers)
         self.channel = WebSocketChannel(
             extensions, self._buffer, self.limits.max_message, self.output
         )
@@ -404,15 +354,7 @@ class ServerConnection:
         chunks.append(bytes(message.get("body", b"")))
         if message.get("more_body"):
             return
-        body = b"".join(chunks)
-        # Framing is ours: the whole body is here, so the length is exact.
-        kept = [
-            (n, v)
-            for n, v in headers
-            if n not in (b"content-length", b"transfer-encoding", b"connection")
-        ]
-        kept += [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
-        self._refuse(response_head(status, kept) + body)
+        self._refuse(denial_response(status, headers, b"".join(chunks)))
 
     def ws_finish(self, failed: bool) -> None:
         """The app returned (or raised): settle whatever it left open."""

@@ -16,8 +16,10 @@ import binascii
 import hashlib
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -154,6 +156,25 @@ def error_response(status: int, detail: bytes | None = None, extra: Headers | No
     return response_head(status, headers) + body
 
 
+def asgi_headers(message: Mapping[str, Any]) -> Headers:
+    """The `headers` of an ASGI message: lowercase names, checked against splitting."""
+    headers = [(bytes(name).lower(), bytes(value)) for name, value in message.get("headers", ())]
+    for name, value in headers:
+        check_header(name, value)
+    return headers
+
+
+def denial_response(status: int, headers: Headers, body: bytes) -> bytes:
+    """A WebSocket denial: the app's response, framed by the server.
+
+    The whole body is known, so the server sets an exact Content-Length
+    (replacing any the app gave) and closes the connection afterwards.
+    """
+    kept = [(n, v) for n, v in headers if n not in _FRAMING]
+    kept += [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+    return response_head(status, kept) + body
+
+
 def check_header(name: bytes, value: bytes) -> None:
     """Refuse header names and values that could split the response."""
     if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
@@ -189,6 +210,7 @@ def _valid_key(key: bytes) -> bool:
         return False
 
 
+_FRAMING = (b"content-length", b"transfer-encoding", b"connection")
 _date_cache: list[int | bytes] = [0, b""]
 _ACCEPT_HEAD = (
     b"HTTP/1.1 101 Switching Protocols\r\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import h11
 
 from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
-from tinyws.server.handshake import REASONS, Headers, check_header, http_date
+from tinyws.server.handshake import REASONS, Headers, asgi_headers, http_date
 from tinyws.types import Message
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
@@ -106,10 +106,7 @@ class HTTPCycle:
         if kind == "http.response.start" and not self.started:
             self.started = True
             self.status = int(message["status"])
-            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-            for name, value in headers:
-                check_header(name, value)
-            self._pending = (self.status, headers)
+            self._pending = (self.status, asgi_headers(message))
             return b""
         if kind == "http.response.body" and self.started and not self.done:
             if self.disconnected:

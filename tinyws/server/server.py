@@ -21,8 +21,8 @@ import anyio
 import anyio.abc
 
 from tinyws.server.config import Config
+from tinyws.server.hub import Hub
 from tinyws.server.lifespan import Lifespan
-from tinyws.server.loop import Hub
 from tinyws.types import ASGIApp
 
 logger = logging.getLogger("tinyws.server")

@@ -1,0 +1,91 @@
+"""What all connections share: the listening socket, the live set, the timers.
+
+One task accepts (in batches: one wakeup may carry many pending connections)
+and starts a `Peer` task per connection; one reaper task walks the live set
+every tick and fires the deadlines that have passed. Shutdown walks the same
+set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+
+import anyio
+import anyio.abc
+
+from tinyws.server.config import Config
+from tinyws.server.connection import ServerConnection
+from tinyws.server.handshake import OVERLOADED
+from tinyws.server.loop import Peer
+from tinyws.types import ASGIApp
+
+logger = logging.getLogger("tinyws.server")
+
+
+class Hub:
+    """What all connections share: the app, the config and the live set."""
+
+    def __init__(self, app: ASGIApp, config: Config, state: dict[str, object] | None) -> None:
+        self.app = app
+        self.config = config
+        self.state = state
+        self.limits = config.limits()
+        self.peers: set[Peer] = set()
+        self.stopping = False
+        self.idle = anyio.Event()
+
+    def forget(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        if self.stopping and not self.peers:
+            self.idle.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        for peer in list(self.peers):
+            peer.stop()
+        if not self.peers:
+            self.idle.set()
+
+    async def accept_loop(self, listener: socket.socket, tg: anyio.abc.TaskGroup) -> None:
+        """Accept in batches: one wakeup may carry many pending connections."""
+        server = listener.getsockname()[:2]
+        while True:
+            await anyio.wait_readable(listener)
+            for _ in range(64):
+                try:
+                    sock, address = listener.accept()
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # EMFILE and friends: back off a little
+                    logger.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    break
+                if len(self.peers) >= self.config.max_connections:
+                    _refuse(sock, OVERLOADED)
+                    continue
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                client = (address[0], address[1]) if address else None
+                core = ServerConnection(self.limits, client, server, self.state)
+                peer = Peer(self, sock, core)
+                self.peers.add(peer)
+                tg.start_soon(peer.run)
+
+    async def reaper(self, tick: float) -> None:
+        """One task for every timeout of every connection."""
+        while True:
+            await anyio.sleep(tick)
+            now = time.monotonic()
+            for peer in list(self.peers):
+                if peer.deadline <= now:
+                    peer.expire(now)
+
+
+def _refuse(sock: socket.socket, response: bytes) -> None:
+    with contextlib.suppress(OSError):  # best effort: the client is turned away anyway
+        sock.setblocking(False)
+        sock.send(response)
+    sock.close()

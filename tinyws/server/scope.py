@@ -1,0 +1,62 @@
+"""ASGI scopes for HTTP requests and WebSocket handshakes (ASGI spec 2.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from tinyws.server.handshake import RequestHead
+from tinyws.types import Scope
+
+_WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+
+
+def build_scope(
+    kind: str,
+    head: RequestHead,
+    *,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    root_path: str,
+    state: dict[str, Any] | None,
+) -> Scope:
+    """The scope for one request; `state` is shallow-copied, as ASGI asks."""
+    raw_path, query = split_target(head.target)
+    scope: Scope = {
+        "type": kind,
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": head.http_version.decode("ascii"),
+        "scheme": "ws" if kind == "websocket" else "http",
+        # root_path is part of path and raw_path, as ASGI (and uvicorn) have it.
+        "path": root_path + decode_path(raw_path),
+        "raw_path": root_path.encode() + raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": head.headers,
+        "client": client,
+        "server": server,
+    }
+    if kind == "http":
+        scope["method"] = head.method.decode("ascii")
+    else:
+        scope["extensions"] = {name: dict(value) for name, value in _WS_EXTENSIONS.items()}
+    if state is not None:
+        scope["state"] = dict(state)
+    return scope
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(raw path, query string); an absolute-form target loses its scheme and host."""
+    if not target.startswith(b"/") and b"://" in target:
+        target = target[target.index(b"://") + 3 :]
+        slash = target.find(b"/")
+        target = target[slash:] if slash >= 0 else b"/"
+    raw_path, _, query = target.partition(b"?")
+    return raw_path, query
+
+
+def decode_path(raw_path: bytes) -> str:
+    """Percent-decoded UTF-8 (undecodable bytes become U+FFFD)."""
+    if raw_path.isascii() and b"%" not in raw_path:
+        return raw_path.decode("ascii")  # the common case, without the decoder
+    return unquote_to_bytes(raw_path).decode("utf-8", "replace")

@@ -514,6 +514,8 @@ def test_app_returning_after_accept_closes_1000(make_client: ClientFactory) -> N
 
 def recording_app(received: list[Message]) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return  # no lifespan support: the client carries on without
         await receive()
         await send({"type": "websocket.accept"})
         while (message := await receive())["type"] != "websocket.disconnect":
@@ -541,6 +543,13 @@ def test_leaving_the_block_closes_with_1000(make_client: ClientFactory) -> None:
     with make_client(recording_app(received)).websocket_connect("/"):
         pass
     assert received == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
+def test_leaving_the_client_closes_open_sessions_with_1001(make_client: ClientFactory) -> None:
+    received: list[Message] = []
+    with make_client(recording_app(received)) as client:
+        client.websocket_connect("/")  # never closed by the test
+    assert received == [{"type": "websocket.disconnect", "code": 1001, "reason": ""}]
 
 
 def test_app_send_after_client_close_gets_oserror(make_client: ClientFactory) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 import math
+from types import TracebackType
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -122,6 +123,28 @@ class AppTask:
             ) from None
         finally:
             self.portal.call(self._close_queues)
+
+    def abandon(self) -> None:
+        """Cancel the app at once and free the queues: the test has already failed."""
+        if not self._finished:
+            self._finished = True
+            self._future.cancel()
+            self.portal.call(self._close_queues)
+
+    def __enter__(self) -> AppTask:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # As a context manager: wait for the app normally, abandon it on an error.
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abandon()
 
     def take_error(self, raise_server_exceptions: bool) -> Exception | None:
         """The error to raise in the test, once: misuse always, app exceptions if asked."""

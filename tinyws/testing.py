@@ -42,6 +42,7 @@ from tinyws._testpeer import (
     WebSocketTask,
 )
 from tinyws._testrequest import HeaderInput, ParamsInput, ScopeBuilder, encode_body, header_pairs
+from tinyws.app import RAISE_KEY
 from tinyws.datastructures import Headers
 from tinyws.errors import LifespanError, WebSocketDisconnect, WebSocketStateError
 from tinyws.types import ASGIApp, Message, Scope
@@ -247,6 +248,7 @@ class TestClient:
         self._stack: contextlib.ExitStack | None = None
         self._state: dict[str, Any] | None = None
         self._lifespan: AppTask | None = None
+        self._sessions: list[WebSocketTestSession] = []  # held, so none is left running
 
     # -- lifespan ------------------------------------------------------------
 
@@ -258,8 +260,7 @@ class TestClient:
             stack.callback(setattr, self, "_portal", None)
             state: dict[str, Any] = {}
             scope = {"type": "lifespan", "asgi": dict(_LIFESPAN_ASGI), "state": state}
-            task = AppTask(self._portal, self.app, scope, self.timeout)
-            stack.callback(task.finish)
+            task = stack.enter_context(AppTask(self._portal, self.app, scope, self.timeout))
             if self._lifespan_event(task, "startup"):
                 self._lifespan = task
             self._state = state
@@ -278,6 +279,10 @@ class TestClient:
         if stack is None:
             return
         with stack:
+            # Like a server shutting down: WebSockets still open are closed with 1001 first.
+            sessions, self._sessions = self._sessions, []
+            for session in sessions:
+                session._disconnect(1001, "")
             if task is not None:
                 self._lifespan_event(task, "shutdown")
 
@@ -384,13 +389,17 @@ class TestClient:
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(self._portal_for_call())
             task = WebSocketTask(portal, self.app, self._with_state(scope), self.timeout)
-            stack.callback(task.finish)
+            stack.enter_context(task)
             task.put({"type": "websocket.connect"})
             message = task.get()
             if message is not None and message["type"] == "websocket.accept":
-                return WebSocketTestSession(
+                session = WebSocketTestSession(
                     task, message, self.raise_server_exceptions, stack.pop_all()
                 )
+                if self._portal is not None:  # the session runs on the client's loop
+                    self._sessions = [s for s in self._sessions if not s._task.client_closed]
+                    self._sessions.append(session)
+                return session
             denied = self._denial(task, message)
             stack.close()  # the app must be done before its errors are judged
             error = task.take_error(self.raise_server_exceptions)
@@ -429,6 +438,10 @@ class TestClient:
         # Like an ASGI 2.4 server: once lifespan ran, each request gets a shallow copy.
         if self._state is not None:
             scope["state"] = dict(self._state)
+        if self.raise_server_exceptions:
+            # A tinyws App answers its own crashes (500, 1011); this asks it to
+            # raise them afterwards too, so the test sees the exception.
+            scope[RAISE_KEY] = True
         return scope
 
 

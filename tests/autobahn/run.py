@@ -40,6 +40,10 @@ Index = dict[str, dict[str, object]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    missing = SERVERS[args.server].missing_module()
+    if missing is not None:
+        print(f"server {args.server!r} not installed: cannot import {missing!r}", file=sys.stderr)
+        return 2
     batches = _batches(args)
     outdir = Path(args.outdir) if args.outdir else ROOT / "reports" / "autobahn" / args.server
     results: Index = {}

@@ -125,13 +125,31 @@ def make_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("url", metavar="URL", help="ws://host[:port]/path of the WebSocket endpoint")
     add("-n", type=_positive_int, metavar="N", help="handshakes to run (default 1000)")
-    add("--duration", type=_positive_float, metavar="SECONDS", help="run for a time")
+    add("--duration", type=_positive_float, metavar="SECONDS", help="run this long instead of -n")
     add("-c", type=_positive_int, default=1, metavar="C", help="concurrency (default 1)")
-    add("-H", action="append", default=[], metavar="'Name: value'", help="add or replace a header")
-    add("--subprotocol", action="append", default=[], metavar="NAME[,NAME]", help="offer these")
+    add(
+        "-H",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="add or replace a request header (repeatable)",
+    )
+    add(
+        "--subprotocol",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]",
+        help="offer subprotocols (repeatable)",
+    )
     add("--expect", type=int, metavar="STATUS", help="count any other status as an error")
     add("--warmup", type=int, default=0, metavar="N", help="unmeasured handshakes to run first")
-    add("--timeout", type=_positive_float, default=10.0, metavar="SECONDS")
+    add(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="per handshake (default 10)",
+    )
     add("--json", metavar="FILE", help="also write the results as JSON to FILE")
     add("--quiet", action="store_true", help="no progress line on stderr")
     add("--backend", choices=("asyncio", "trio"), default="asyncio", help="anyio backend")

@@ -227,3 +227,11 @@ async def test_shutdown_closes_websockets_with_1001() -> None:
         await client.handshake()
         server.shutdown()
         assert (await client.expect_close()).code == 1001
+
+
+async def test_compressed_message_over_limit_closes_1009() -> None:
+    async with running(echo_app, ws_max_message_bytes=65536) as server, ws_client(server) as client:
+        await client.handshake(extensions=[PerMessageDeflate()])
+        await client.send(BytesMessage(data=bytes(8 << 20)))  # inflates a thousandfold
+        close = await client.expect_close()
+        assert close.code == 1009

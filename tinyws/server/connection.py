@@ -290,6 +290,9 @@ class ServerConnection:
             message = self.channel.next_message()
             if self.channel.finished:
                 self.state = State.CLOSED
+                # The client may still be sending: drain rather than reset,
+                # so that it gets to read our close frame.
+                self.linger = self.channel.failed
             return message
         if self.state is State.HANDSHAKE and not self._connect_sent:
             self._connect_sent = True

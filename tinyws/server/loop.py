@@ -35,6 +35,9 @@ logger = logging.getLogger("tinyws.server")
 access_logger = logging.getLogger("tinyws.access")
 
 _RECV_SIZE = 65536
+# With permessage-deflate every byte read may inflate about a thousandfold
+# before the message size check sees it; smaller reads bound that burst.
+_RECV_SIZE_DEFLATE = 4096
 _LINGER_SECONDS = 2.0  # how long a refused client may keep sending before the reset
 _FAIRNESS = 16  # reads served without waiting before yielding to other tasks
 
@@ -52,6 +55,7 @@ class Peer:
         "pending",
         "ping_sent",
         "receiving",
+        "recv_size",
         "sock",
         "streak",
         "writing",
@@ -69,6 +73,7 @@ class Peer:
         self.writing = False
         self.pending = bytearray()
         self.streak = 0
+        self.recv_size = _RECV_SIZE
         self.idle = False  # between keep-alive requests, no byte of the next yet
 
     async def run(self) -> None:
@@ -131,7 +136,7 @@ class Peer:
         sock = self.sock
         while True:
             try:
-                data = sock.recv(_RECV_SIZE)
+                data = sock.recv(self.recv_size)
             except BlockingIOError:
                 self.streak = 0
                 await anyio.wait_readable(sock)
@@ -290,6 +295,9 @@ class Peer:
             await self.write(core.take_output())
 
     def _opened(self) -> None:
+        channel = self.core.channel
+        if channel is not None and channel.compressed:
+            self.recv_size = _RECV_SIZE_DEFLATE
         interval = self.hub.config.ws_ping_interval
         self.deadline = math.inf if interval is None else time.monotonic() + interval
         if self.hub.stopping:
@@ -318,7 +326,7 @@ class Peer:
     def _pump(self) -> None:
         """Read what is waiting while the app is not reading, to see the pong."""
         try:
-            data = self.sock.recv(_RECV_SIZE)
+            data = self.sock.recv(self.recv_size)
         except OSError:
             return
         self.active = True

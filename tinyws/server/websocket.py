@@ -48,18 +48,31 @@ def negotiate_deflate(offers: list[str], enabled: bool) -> tuple[list[Extension]
 class WebSocketChannel:
     """An accepted WebSocket: bytes in → ASGI messages, ASGI messages → bytes."""
 
-    __slots__ = ("_max", "_out", "_parts", "_size", "_ws", "close_code", "finished")
+    __slots__ = (
+        "_max",
+        "_out",
+        "_parts",
+        "_size",
+        "_ws",
+        "close_code",
+        "compressed",
+        "failed",
+        "finished",
+    )
 
     def __init__(
         self, extensions: list[Extension], trailing: bytes, max_message: int, out: bytearray
     ) -> None:
         self._ws = Connection(ConnectionType.SERVER, extensions, trailing)
+        self.compressed = bool(extensions)
         self._max = max_message
         self._out = out  # shared with the connection: everything to write goes here
         self._parts: list[str | bytes] = []
         self._size = 0
         #: The TCP connection should end once `out` is flushed.
         self.finished = False
+        #: Ended by a protocol failure (1002, 1007, 1009 ...) rather than a close handshake.
+        self.failed = False
         self.close_code: int | None = None
 
     @property
@@ -144,7 +157,7 @@ class WebSocketChannel:
         """Fail the connection (RFC 6455 §7.1.7): send a close frame, then drop TCP."""
         if code != ABNORMAL:
             self.close(code, reason)
-        self.finished = True
+        self.finished = self.failed = True
         self.close_code = code
         self._parts = []
         return _disconnect(code, reason)

@@ -158,6 +158,9 @@ def test_duplicates_raise_value_error() -> None:
     with pytest.raises(ValueError, match="duplicate route: WebSocket route"):
         app.websocket("/a/{x:int}")(lambda ws, x: None)
     app.post("/a/{y:int}")(lambda req, y: None)  # another method is fine
+    with pytest.raises(ValueError, match="duplicate route: POST route"):
+        app.route("/a/{z:int}", methods=["PUT", "POST"])(lambda req, z: None)
+    assert TestClient(app).put("/a/1").status == 405  # all or nothing: PUT was not added
     app.get("/a/{x}")(lambda req, x: None)  # another converter is another shape
 
 

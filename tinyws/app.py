@@ -100,7 +100,7 @@ class App:
 
         def register(handler: F) -> F:
             route = WebSocketRoute(handler, inline(handler), guards, offered, mode)
-            self._websockets.add(path, WEBSOCKET, route, "WebSocket route")
+            self._websockets.add(path, [WEBSOCKET], route, "WebSocket route")
             return handler
 
         return register
@@ -109,12 +109,11 @@ class App:
         """Register an HTTP handler ``handler(req, **params)`` for ``methods``."""
         if isinstance(methods, str) or not methods:
             raise ValueError(f"methods must be a non-empty list of names, got {methods!r}")
-        names = [method.upper() for method in methods]
+        names = list(dict.fromkeys(method.upper() for method in methods))
 
         def register(handler: F) -> F:
             route = HTTPRoute(handler, threaded(handler))
-            for name in names:
-                self._http.add(path, name, route, f"{name} route")
+            self._http.add(path, names, route, "{method} route")
             return handler
 
         return register

@@ -73,10 +73,10 @@ async def run_websocket(
     except WebSocketDisconnect:
         pass  # the client left; there is nobody to answer
     except Exception:
+        if reraise:
+            raise  # a test client wants the exception itself, not its 500 or 1011
         logger.exception("error in WebSocket handler for %s", ws.request.path)
         await ws.crash()
-        if reraise:
-            raise
     else:
         await ws.finish()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -112,14 +112,17 @@ class Table(Generic[H]):
         # Templates that differ only in names match the same paths: track by shape.
         self._taken: dict[str, dict[str, str]] = {}
 
-    def add(self, path: str, method: str, handler: H, what: str) -> None:
+    def add(self, path: str, methods: Sequence[str], handler: H, what: str) -> None:
+        """Register ``handler`` for every one of ``methods``, or for none if one is taken."""
         template = compile_template(path)
         taken = self._taken.setdefault(template.shape, {})
-        if method in taken:
-            raise ValueError(
-                f"duplicate route: {what} {path!r} is already registered as {taken[method]!r}"
-            )
-        taken[method] = path
+        for method in methods:
+            if method in taken:
+                raise ValueError(
+                    f"duplicate route: {what.format(method=method)} {path!r} "
+                    f"is already registered as {taken[method]!r}"
+                )
+        taken.update(dict.fromkeys(methods, path))
         route = self._by_source.get(path)
         if route is None:
             route = self._by_source[path] = Route(template)
@@ -127,7 +130,7 @@ class Table(Generic[H]):
                 self._static[path] = route
             else:
                 self._templated.append(route)
-        route.handlers[method] = handler
+        route.handlers.update(dict.fromkeys(methods, handler))
 
     def find(self, path: str, method: str) -> tuple[H | None, dict[str, Any], set[str]]:
         """The handler for ``method`` on ``path``, its params, and the methods the path allows.

@@ -249,3 +249,16 @@ async def test_keep_alive_when_the_app_never_reads_the_request() -> None:
         for _ in range(3):
             await stream.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             assert (await read_response(stream)).endswith(b"\r\n\r\nhi")
+
+
+async def test_stalled_request_body_is_cut_off() -> None:
+    got: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        got.append(await read_body(receive))
+
+    async with running(app, head_timeout=0.3) as server, await connect(server) as stream:
+        await stream.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        with anyio.fail_after(3):
+            await read_until_close(stream)
+    assert got == [b"abc"]  # the app saw http.disconnect after the partial body

@@ -119,6 +119,11 @@ class ServerConnection:
         """True when bytes of a next request are already here (pipelining)."""
         return bool(self._buffer)
 
+    def awaiting_body(self) -> bool:
+        """True while the request body is still coming in."""
+        conn = self._h11
+        return conn is not None and conn.their_state is h11.SEND_BODY
+
     def reading_paused(self) -> bool:
         """True when the request is complete and too much of the next one is queued.
 

@@ -229,7 +229,14 @@ class Peer:
                 return message
             if core.reading_paused():
                 await anyio.sleep_forever()
-            await self._fill()
+            if core.awaiting_body():
+                # A body that stalls is slowloris again: the head timeout also
+                # bounds each pause. (Waiting for a disconnect has no limit.)
+                self.deadline = time.monotonic() + self.hub.config.head_timeout
+                await self._fill()
+                self.deadline = math.inf
+            else:
+                await self._fill()
 
     async def _http_send(self, message: Message) -> None:
         self.core.http_send(message)

@@ -79,12 +79,13 @@ def fake_server(handler: Handler) -> Iterator[FakeServer]:
 
 def read_request(conn: socket.socket, server: FakeServer | None = None) -> bytes:
     """Read the upgrade request and return its Sec-WebSocket-Key."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
+    buffer = bytearray()
+    while buffer.find(b"\r\n\r\n", max(0, len(buffer) - 65536)) < 0:
+        chunk = conn.recv(65536)
         if not chunk:
             raise ConnectionError("client left before its request was complete")
-        data += chunk
+        buffer += chunk
+    data = bytes(buffer)
     if server is not None:
         server.requests.append(data)
     for line in data.split(b"\r\n"):
@@ -183,6 +184,19 @@ async def test_headers_and_subprotocols_are_sent() -> None:
     assert b"127.0.0.1" not in request  # the given Host replaced the default one
     assert b"X-Token: abc\r\n" in request
     assert b"Sec-WebSocket-Protocol: chat, json, v2\r\n" in request
+
+
+@pytest.mark.anyio
+async def test_request_larger_than_the_socket_buffers() -> None:
+    def handler(conn: socket.socket) -> None:
+        time.sleep(0.2)  # let the client's send fill the buffers and wait
+        accepting(conn)
+
+    big = "X-Big: " + "b" * 8_000_000
+    with fake_server(handler) as server:
+        results = await bench(server.url(), "-n", "1", "-H", big)
+    assert dict(results.statuses) == {101: 1}
+    assert not results.errors
 
 
 @pytest.mark.anyio

@@ -44,29 +44,37 @@ def _trio_waiters() -> Waiters:
     return Waiters(trio.lowlevel.wait_readable, trio.lowlevel.wait_writable)
 
 
-def _wake(future: asyncio.Future[None]) -> None:
-    # The callback can already be queued when the waiter is cancelled.
-    if not future.done():
-        future.set_result(None)
-
-
 def _asyncio_waiters(loop: asyncio.AbstractEventLoop) -> Waiters:
+    # The callback unregisters the socket itself: left registered until the
+    # task resumes, a readable socket would fire once more in the meantime.
+    def woken_reading(fd: int, future: asyncio.Future[None]) -> None:
+        loop.remove_reader(fd)
+        if not future.done():  # cancelled already
+            future.set_result(None)
+
+    def woken_writing(fd: int, future: asyncio.Future[None]) -> None:
+        loop.remove_writer(fd)
+        if not future.done():
+            future.set_result(None)
+
     async def readable(sock: socket.socket) -> None:
         fd = sock.fileno()
         future = loop.create_future()
-        loop.add_reader(fd, _wake, future)
+        loop.add_reader(fd, woken_reading, fd, future)
         try:
             await future
-        finally:
+        except BaseException:  # cancelled by a timeout: the callback never ran
             loop.remove_reader(fd)
+            raise
 
     async def writable(sock: socket.socket) -> None:
         fd = sock.fileno()
         future = loop.create_future()
-        loop.add_writer(fd, _wake, future)
+        loop.add_writer(fd, woken_writing, fd, future)
         try:
             await future
-        finally:
+        except BaseException:
             loop.remove_writer(fd)
+            raise
 
     return Waiters(readable, writable)

@@ -141,3 +141,21 @@ def test_json_latency_in_microseconds() -> None:
     assert data["statuses"] == {"101": 4}
     assert data["errors"] == {"refused": 1}
     assert (data["handshakes"], data["responses"], data["handshakes_per_s"]) == (5, 4, 2.0)
+
+
+def test_report_without_responses() -> None:
+    plan = runner.Plan(target=TARGET)
+    failed = runner.Results(elapsed=2.0, cpu_user=2.0)
+    failed.fail("refused")
+    text = report.to_text("ws://h/", plan, failed, "asyncio")
+    assert "statuses     none" in text and "refused: 1" in text
+    assert "warning" not in text  # nothing was measured, so nothing was limited
+    latency = report.to_json("ws://h/", plan, failed, "asyncio")["latency_us"]
+    assert latency["p50"] is None and latency["max"] is None
+
+
+def test_short_runs_are_not_judged_client_bound() -> None:
+    plan = runner.Plan(target=TARGET)
+    short = runner.Results(elapsed=0.1, cpu_user=0.1)
+    short.add(101, 1000)
+    assert "warning" not in report.to_text("ws://h/", plan, short, "asyncio")

@@ -8,13 +8,23 @@ from tinyws.bench.runner import Plan, Results
 
 # Above this share of one core, the client rather than the server may be the limit.
 CLIENT_BOUND = 0.9
+# Shorter runs are mostly start-up and tear-down: their CPU share means nothing.
+MIN_JUDGED_S = 0.5
 RANKS = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 SCHEMA_VERSION = 1
 
 
-def latency_us(results: Results) -> dict[str, float]:
-    """Return min, mean, the percentiles and max, in microseconds (0.1 µs resolution)."""
+def client_bound(results: Results) -> bool:
+    """Say whether the client's own CPU use may have limited the rate."""
+    judged = results.responses > 0 and results.elapsed >= MIN_JUDGED_S
+    return judged and results.cpu_fraction >= CLIENT_BOUND
+
+
+def latency_us(results: Results) -> dict[str, float | None]:
+    """Return min, mean, the percentiles and max in microseconds, None without responses."""
     hist = results.latency
+    if not hist.count:
+        return dict.fromkeys(("min", "mean", *RANKS, "max"))
     values = dict(zip(RANKS, hist.percentiles(*RANKS.values()), strict=True))
     ns = {"min": hist.min, "mean": hist.mean, **values, "max": hist.max}
     return {name: round(value / 1000, 1) for name, value in ns.items()}
@@ -47,13 +57,15 @@ def to_json(url: str, plan: Plan, results: Results, runtime: str) -> dict[str, A
             "system_s": round(results.cpu_system, 3),
             "total_s": round(cpu, 3),
             "share_of_core": round(results.cpu_fraction, 3),
-            "bound": results.cpu_fraction >= CLIENT_BOUND,
+            "bound": client_bound(results),
         },
     }
 
 
-def duration(us: float) -> str:
+def duration(us: float | None) -> str:
     """Format microseconds with a unit that keeps three or four digits."""
+    if us is None:
+        return "-"
     if us < 100:
         return f"{us:.1f} µs"
     if us < 10_000:
@@ -83,7 +95,7 @@ def to_text(url: str, plan: Plan, results: Results, runtime: str) -> str:
         f"client CPU   {cpu:.2f} s (user {results.cpu_user:.2f}, system "
         f"{results.cpu_system:.2f}), {results.cpu_fraction:.0%} of one core",
     ]
-    if results.cpu_fraction >= CLIENT_BOUND:
+    if client_bound(results):
         lines.append(
             "warning: the client kept a CPU core busy, so these figures may measure the "
             "client, not the server; give each its own core or split the load over "

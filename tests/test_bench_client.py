@@ -343,6 +343,7 @@ async def test_server_that_never_closes_times_out() -> None:
         started = time.monotonic()
         results = await bench(server.url(), "-n", "2", "--timeout", "0.2")
     assert dict(results.errors) == {"timeout": 2}
+    assert dict(results.statuses) == {101: 2}  # the head did arrive before the time ran out
     assert time.monotonic() - started < 1.5
 
 

@@ -49,15 +49,23 @@ _OS_KINDS = {
 
 
 class HandshakeError(Exception):
-    """Raised when a handshake fails; ``kind`` is the name the report counts it under.
-
-    ``status`` and ``latency_ns`` are set when the failure came after the
-    response head (a bad accept key, a body cut short), else they are 0.
-    """
+    """Raised when a handshake fails; ``kind`` is the name the report counts it under."""
 
     def __init__(self, kind: str, detail: str = "") -> None:
         super().__init__(detail or kind)
         self.kind = kind
+
+
+class Attempt:
+    """What the current handshake has got so far: 0 and 0 until the response head.
+
+    Kept outside the coroutine so that the runner can still read it when the
+    handshake failed, or was cancelled by a timeout, after the head arrived.
+    """
+
+    __slots__ = ("latency_ns", "status")
+
+    def __init__(self) -> None:
         self.status = 0
         self.latency_ns = 0
 
@@ -85,11 +93,14 @@ def os_error_kind(exc: OSError) -> str:
     return kind
 
 
-async def handshake(target: Target, waiters: Waiters) -> tuple[int, int]:
-    """Run one handshake; return ``(status, latency_ns)`` or raise HandshakeError."""
+async def handshake(target: Target, waiters: Waiters, attempt: Attempt) -> None:
+    """Run one handshake, noting its status and latency in ``attempt``.
+
+    Raises HandshakeError if it fails.
+    """
     rand = os.urandom(20)  # 16 bytes of key and 4 of close-frame mask: one syscall
     key = base64.b64encode(rand[:16])
-    status = latency = 0
+    attempt.status = attempt.latency_ns = 0
     try:
         with socket.socket(target.family, socket.SOCK_STREAM) as sock:
             sock.setblocking(False)
@@ -99,21 +110,16 @@ async def handshake(target: Target, waiters: Waiters) -> tuple[int, int]:
             reader = _Reader(sock, waiters)
             await reader.send_all(target.head + key + target.tail)
             head = await reader.head()
-            latency = time.perf_counter_ns() - start
+            attempt.latency_ns = time.perf_counter_ns() - start
             status, headers = parse_head(head)
+            attempt.status = status
             if status == 101:
                 check_upgrade(headers, key, target.subprotocols)
                 await _close_handshake(reader, rand[16:])
             else:
                 await _skip_body(reader, status, headers)
     except OSError as exc:
-        error = HandshakeError(os_error_kind(exc), str(exc))
-        error.status, error.latency_ns = status, latency
-        raise error from None
-    except HandshakeError as exc:
-        exc.status, exc.latency_ns = status, latency
-        raise
-    return status, latency
+        raise HandshakeError(os_error_kind(exc), str(exc)) from None
 
 
 def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:

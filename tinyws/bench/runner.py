@@ -24,7 +24,7 @@ from typing import TextIO
 
 import anyio
 
-from tinyws.bench.client import HandshakeError, Target, handshake
+from tinyws.bench.client import Attempt, HandshakeError, Target, handshake
 from tinyws.bench.histogram import Histogram
 from tinyws.bench.waiting import native_waiters
 
@@ -131,21 +131,21 @@ class _Phase:
 
     async def _work(self, slot: _Slot) -> None:
         target, timeout, results = self.plan.target, self.plan.timeout, self.results
-        waiters = native_waiters()
+        waiters, attempt = native_waiters(), Attempt()
         while True:
             with anyio.CancelScope() as slot.scope:
                 while self.take():
                     slot.deadline = time.monotonic() + timeout
                     try:
-                        status, latency_ns = await handshake(target, waiters)
+                        await handshake(target, waiters, attempt)
                     except HandshakeError as exc:
-                        results.fail(exc.kind, exc.status, exc.latency_ns)
+                        results.fail(exc.kind, attempt.status, attempt.latency_ns)
                     else:
-                        results.add(status, latency_ns)
+                        results.add(attempt.status, attempt.latency_ns)
                     slot.deadline = math.inf
             if not slot.scope.cancelled_caught:
                 return
-            results.fail("timeout")
+            results.fail("timeout", attempt.status, attempt.latency_ns)
 
     async def _tick(self) -> None:
         interval = min(0.1, self.plan.timeout / 4)

@@ -416,6 +416,34 @@ def test_client_close_code_and_reason_are_echoed(server: RunningServer) -> None:
     ws.conn.close()
 
 
+def test_pings_keep_an_answering_client_and_drop_a_silent_one() -> None:
+    flags = ("--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.6")
+    with run_server("tinyws", PROBE_APP, flags) as server:
+        answering = open_ws(server, b"/ws/echo")
+        pings, started = 0, time.monotonic()
+        while time.monotonic() - started < 2:  # longer than interval + timeout
+            frame = wire.read_frame(answering.conn)
+            assert frame.opcode == wire.PING, frame
+            answering.conn.send(wire.encode_frame(wire.PONG, frame.payload))
+            pings += 1
+        assert pings >= 3
+        answering.send_text("still here")
+        assert answering.receive() == wire.Frame(wire.TEXT, b"still here")
+        assert answering.close(1000).close_code == 1000
+        answering.conn.close()
+
+        silent = open_ws(server, b"/ws/echo")
+        assert wire.read_frame(silent.conn).opcode == wire.PING  # no pong goes back
+        started = time.monotonic()
+        frames = []
+        while (last := wire.read_frame_or_none(silent.conn)) is not None:
+            frames.append(last)
+        dropped_after = time.monotonic() - started
+        silent.conn.close()
+        assert dropped_after < 3, f"silent client kept for {dropped_after:.1f}s"
+        assert all(f.opcode in (wire.PING, wire.CLOSE) for f in frames), frames
+
+
 # -- process lifecycle ---------------------------------------------------------------
 
 

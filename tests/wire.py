@@ -237,6 +237,14 @@ def read_frame(conn: Conn) -> Frame:
     return Frame(first & 0x0F, payload, fin=bool(first & 0x80), rsv=(first >> 4) & 7)
 
 
+def read_frame_or_none(conn: Conn) -> Frame | None:
+    """The next frame, or None when the server has closed the connection."""
+    try:
+        return read_frame(conn)
+    except EOFError:
+        return None
+
+
 @dataclass
 class WebSocket:
     """The client side of an accepted connection."""

@@ -43,9 +43,13 @@ async def handshake(ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute]) 
     req = ws.request
     for hook in chain.request_ws:
         await hook(req, ws)
+        if ws.answered:
+            return
     route = _route(req, ws, routes)
     for hook in chain.resource_ws:
         await hook(req, ws, route.endpoint, req.params)
+        if ws.answered:
+            return
     denial = await run_guards(route.guards, req)
     if denial is not None:
         await ws.deny(denial)

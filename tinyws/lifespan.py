@@ -60,8 +60,7 @@ class Lifespan:
         event = await receive()
         try:
             await self.shutdown(scope, event)
-        except Exception as exc:
-            logger.exception("shutdown failed")
+        except Exception as exc:  # each failing step was logged where it failed
             await send({"type": "lifespan.shutdown.failed", "message": _text(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
@@ -119,6 +118,8 @@ class Lifespan:
                 first = first or exc
         self._stack = None
         self.started = False
+        # What the context manager yielded is closed now: no later request may see it.
+        self.state.clear()
         if first is not None:
             raise first
 

@@ -104,6 +104,11 @@ class WebSocket:
         return self._state in (State.ACCEPTED, State.CLOSED)
 
     @property
+    def answered(self) -> bool:
+        """Whether the handshake got its answer (accepted, denied or closed)."""
+        return self._state is not State.CONNECTING
+
+    @property
     def closed(self) -> bool:
         return self._state in (State.CLOSED, State.DENIED)
 

@@ -14,7 +14,7 @@ from wsproto.events import (
 
 from tinyws.server.config import Limits
 from tinyws.server.connection import ServerConnection, State
-from tinyws.server.errors import ProtocolMisuse
+from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
 from tinyws.server.handshake import Offer, check_upgrade, parse_plain_head
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # the example key of RFC 6455 §1.3
@@ -373,4 +373,13 @@ def test_flood_before_accept_is_dropped() -> None:
     message = conn.ws_receive()
     assert message is not None
     assert message["code"] == 1006
+    assert state_of(conn) is State.CLOSED
+
+
+def test_send_after_the_client_vanished_raises() -> None:
+    conn, _ = accepted()
+    conn.receive_data(b"")  # TCP closed without a close frame
+    with pytest.raises(ClientDisconnected):
+        conn.ws_send({"type": "websocket.send", "text": "anyone?"})
+    assert conn.ws_receive() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
     assert state_of(conn) is State.CLOSED

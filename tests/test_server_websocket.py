@@ -235,3 +235,27 @@ async def test_compressed_message_over_limit_closes_1009() -> None:
         await client.send(BytesMessage(data=bytes(8 << 20)))  # inflates a thousandfold
         close = await client.expect_close()
         assert close.code == 1009
+
+
+async def test_pongs_count_even_when_the_app_is_not_reading() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await anyio.sleep(1.2)  # never calls receive() meanwhile
+        await send({"type": "websocket.send", "text": "still here"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    options = {"ws_ping_interval": 0.1, "ws_ping_timeout": 0.3}
+    async with running(app, **options) as server, ws_client(server) as client:
+        await client.handshake()
+        pings = 0
+        while True:
+            event = await client.next_event()
+            if isinstance(event, Ping):
+                pings += 1
+                await client.send(event.response())
+                continue
+            assert isinstance(event, TextMessage)
+            assert event.data == "still here"
+            break
+        assert pings >= 2

@@ -316,7 +316,7 @@ class ServerConnection:
         elif self.state is State.DENYING and kind == "websocket.http.response.body":
             self._denial_body(message)
         elif self.channel is not None and kind in ("websocket.send", "websocket.close"):
-            if self.channel.finished:
+            if self.channel.finished or self.eof:  # eof: the TCP connection ended
                 raise ClientDisconnected("the WebSocket is closed")
             self.channel.send(message)
             if self.channel.closing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import json
 import socket
@@ -27,6 +28,24 @@ from tinyws.bench import cli, runner
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 Handler = Callable[[socket.socket], None]
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
+# The client has one driver for uvloop and another for asyncio's loop and trio:
+# both run every test here.
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param(
+            ("asyncio", {"use_uvloop": True}),
+            id="uvloop",
+            marks=pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed"),
+        ),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    return request.param
 
 
 class FakeServer:

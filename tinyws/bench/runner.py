@@ -24,9 +24,9 @@ from typing import TextIO
 
 import anyio
 
-from tinyws.bench.client import Attempt, HandshakeError, Target, handshake
+from tinyws.bench.client import pick_driver
+from tinyws.bench.exchange import Attempt, HandshakeError, Target
 from tinyws.bench.histogram import Histogram
-from tinyws.bench.waiting import native_waiters
 
 try:
     import resource
@@ -131,13 +131,13 @@ class _Phase:
 
     async def _work(self, slot: _Slot) -> None:
         target, timeout, results = self.plan.target, self.plan.timeout, self.results
-        waiters, attempt = native_waiters(), Attempt()
+        handshake, attempt = pick_driver(), Attempt()
         while True:
             with anyio.CancelScope() as slot.scope:
                 while self.take():
                     slot.deadline = time.monotonic() + timeout
                     try:
-                        await handshake(target, waiters, attempt)
+                        await handshake(target, attempt)
                     except HandshakeError as exc:
                         results.fail(exc.kind, attempt.status, attempt.latency_ns)
                     else:

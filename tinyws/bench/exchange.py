@@ -1,0 +1,277 @@
+"""The client side of one WebSocket opening handshake, without any I/O.
+
+Bytes in, bytes out: a driver (``client.py`` over raw sockets, ``aio.py``
+over asyncio protocols) sends :attr:`Exchange.request`, feeds everything the
+server sends to :meth:`Exchange.receive`, sends back whatever that returns,
+reports the end of the stream with :meth:`Exchange.receive_eof`, and closes
+the connection once :attr:`Exchange.done` is true. Failures raise
+:class:`HandshakeError`, whose ``kind`` names them in the report.
+
+The exchange finishes what the server started, so that the server does all
+of its work for the connection::
+
+    HEAD --101, accept key right--> CLOSING --server's close frame--> DRAINING --EOF--> DONE
+      |                             (our close frame is sent on entry)
+      +--any other status--> LENGTH | CHUNK_SIZE ... TRAILERS | UNTIL_EOF --body read--> DONE
+
+In DRAINING the client waits for the server to close TCP first (RFC 6455
+section 7.1.1), so that TIME_WAIT stays on the server's side. A denial with
+a Content-Length or chunked body is done at the end of its body even if the
+server keeps the connection alive.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import errno
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_HEAD = 65536
+CLOSE_CODE = (1000).to_bytes(2, "big")
+
+# Errors worth their own line in the report; any other OSError is named by errno.
+_OS_KINDS = {
+    errno.ECONNREFUSED: "refused",
+    errno.ECONNRESET: "reset",
+    errno.ECONNABORTED: "reset",
+    errno.EPIPE: "reset",
+    errno.ETIMEDOUT: "timeout",
+}
+
+
+class HandshakeError(Exception):
+    """Raised when a handshake fails; ``kind`` is the name the report counts it under."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(detail or kind)
+        self.kind = kind
+
+
+def os_error(exc: OSError) -> HandshakeError:
+    """Return the HandshakeError that stands for a socket error."""
+    kind = _OS_KINDS.get(exc.errno or 0)
+    if kind is None:
+        kind = "oserror:" + errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return HandshakeError(kind, str(exc))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything about the request that does not change between handshakes."""
+
+    family: int
+    address: tuple[Any, ...]
+    head: bytes  # the request up to the value of Sec-WebSocket-Key
+    tail: bytes  # the rest of the request, after the key
+    subprotocols: frozenset[str]
+
+
+class Attempt:
+    """What the current handshake has got so far: 0 and 0 until the response head.
+
+    Kept outside the driver's coroutine so that the runner can still read it
+    when the handshake failed, or was cancelled by a timeout, after the head.
+    """
+
+    __slots__ = ("latency_ns", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.latency_ns = 0
+
+
+class State(enum.Enum):
+    HEAD = enum.auto()
+    CLOSING = enum.auto()
+    DRAINING = enum.auto()
+    LENGTH = enum.auto()
+    CHUNK_SIZE = enum.auto()
+    CHUNK_DATA = enum.auto()
+    CHUNK_END = enum.auto()
+    TRAILERS = enum.auto()
+    UNTIL_EOF = enum.auto()
+    DONE = enum.auto()
+
+
+def accept_for(key: bytes) -> bytes:
+    """Return the ``Sec-WebSocket-Accept`` value a server must answer to ``key``."""
+    return base64.b64encode(hashlib.sha1(key + GUID).digest())
+
+
+class Exchange:
+    """One handshake's protocol state: see the module's docstring for the states."""
+
+    __slots__ = ("buf", "key", "mask", "offered", "remaining", "request", "state", "status")
+
+    def __init__(self, target: Target) -> None:
+        rand = os.urandom(20)  # 16 bytes of key and 4 of close-frame mask: one syscall
+        self.key = base64.b64encode(rand[:16])
+        self.mask = rand[16:]
+        self.request = target.head + self.key + target.tail
+        self.offered = target.subprotocols
+        self.state = State.HEAD
+        self.status = 0  # set as soon as the response head has been parsed
+        self.buf = b""
+        self.remaining = 0
+
+    @property
+    def done(self) -> bool:
+        return self.state is State.DONE
+
+    def receive(self, data: bytes) -> bytes:
+        """Take bytes from the server; return the bytes to send back (often none)."""
+        self.buf = self.buf + data if self.buf else data
+        reply = b""
+        if self.state is State.HEAD:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_HEAD:
+                    raise HandshakeError("bad_response", "response head too large")
+                return reply
+            head, self.buf = self.buf[:end], self.buf[end + 4 :]
+            reply = self._respond(head)
+        while self.buf and self._step():
+            pass
+        return reply
+
+    def receive_eof(self) -> None:
+        """Note that the server closed the connection; raise if that was too early."""
+        if self.state not in (State.DRAINING, State.UNTIL_EOF, State.DONE):
+            raise HandshakeError("eof", f"connection closed by the server in {self.state.name}")
+        self.state = State.DONE
+
+    def _respond(self, head: bytes) -> bytes:
+        self.status, headers = parse_head(head)
+        if self.status == 101:
+            check_upgrade(headers, self.key, self.offered)
+            self.state = State.CLOSING
+            payload = bytes(byte ^ self.mask[i] for i, byte in enumerate(CLOSE_CODE))
+            return b"\x88\x82" + self.mask + payload
+        self.state, self.remaining = body_state(self.status, headers)
+        return b""
+
+    def _step(self) -> bool:
+        """Consume what the current state can from ``buf``; say whether to go on."""
+        state = self.state
+        if state is State.CLOSING:
+            return self._skip_frame()
+        if state is State.LENGTH or state is State.CHUNK_DATA:
+            taken = min(len(self.buf), self.remaining)
+            self.buf, self.remaining = self.buf[taken:], self.remaining - taken
+            if not self.remaining:
+                self.state = State.DONE if state is State.LENGTH else State.CHUNK_END
+            return True
+        if state is State.CHUNK_SIZE or state is State.TRAILERS:
+            return self._line(state)
+        if state is State.CHUNK_END:
+            if len(self.buf) < 2:
+                return False
+            if self.buf[:2] != b"\r\n":
+                raise HandshakeError("bad_response", "chunk not followed by CRLF")
+            self.buf, self.state = self.buf[2:], State.CHUNK_SIZE
+            return True
+        self.buf = b""  # DRAINING, UNTIL_EOF, DONE: whatever comes now is ignored
+        return False
+
+    def _skip_frame(self) -> bool:
+        # Frames the app sent after accepting are skipped up to the server's close.
+        frame = next_frame(self.buf)
+        if frame is None:
+            return False
+        opcode, end = frame
+        self.buf = self.buf[end:]
+        if opcode == 0x8:
+            self.state = State.DRAINING
+        return True
+
+    def _line(self, state: State) -> bool:
+        end = self.buf.find(b"\r\n")
+        if end < 0:
+            if len(self.buf) > MAX_HEAD:
+                raise HandshakeError("bad_response", "line too long in chunked body")
+            return False
+        line, self.buf = self.buf[:end], self.buf[end + 2 :]
+        if state is State.TRAILERS:
+            if not line:  # the blank line after the trailer fields
+                self.state = State.DONE
+            return True
+        size_field = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_field, 16)
+        except ValueError:
+            raise HandshakeError("bad_response", f"bad chunk size {size_field[:40]!r}") from None
+        self.state, self.remaining = (State.CHUNK_DATA, size) if size else (State.TRAILERS, 0)
+        return True
+
+
+def receive_timed(exchange: Exchange, data: bytes, attempt: Attempt, elapsed_ns: int) -> bytes:
+    """Pass bytes that may complete the head, received ``elapsed_ns`` after the start."""
+    try:
+        return exchange.receive(data)
+    finally:  # a head that fails its checks was still a response: it counts
+        if exchange.status:
+            attempt.status, attempt.latency_ns = exchange.status, elapsed_ns
+
+
+def parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
+    """Return the status and the headers (lower-cased names, repeats joined by commas)."""
+    lines = head.split(b"\r\n")
+    version, _, rest = lines[0].partition(b" ")
+    code = rest[:3]
+    if not (version.startswith(b"HTTP/1.") and code.isdigit() and rest[3:4] in (b"", b" ")):
+        raise HandshakeError("bad_response", f"bad status line {lines[0][:80]!r}")
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise HandshakeError("bad_response", f"bad header line {line[:80]!r}")
+        name, value = name.strip().lower(), value.strip()
+        headers[name] = headers[name] + b", " + value if name in headers else value
+    return int(code), headers
+
+
+def check_upgrade(headers: dict[bytes, bytes], key: bytes, offered: frozenset[str]) -> None:
+    """Raise unless a 101 response completes the upgrade that ``key`` asked for."""
+    if headers.get(b"sec-websocket-accept") != accept_for(key):
+        raise HandshakeError("bad_accept", "missing or wrong Sec-WebSocket-Accept")
+    connection = {token.strip() for token in headers.get(b"connection", b"").lower().split(b",")}
+    if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in connection:
+        raise HandshakeError("bad_upgrade", "101 without Upgrade: websocket, Connection: upgrade")
+    chosen = headers.get(b"sec-websocket-protocol")
+    if chosen is not None and chosen.decode("latin-1") not in offered:
+        raise HandshakeError("bad_subprotocol", f"server chose {chosen!r}, not offered")
+
+
+def body_state(status: int, headers: dict[bytes, bytes]) -> tuple[State, int]:
+    """Return how a response's body is delimited, and its length when that is known."""
+    if status < 200 or status in (204, 304):
+        return State.DONE, 0
+    if headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
+        return State.CHUNK_SIZE, 0
+    length = headers.get(b"content-length")
+    if length is None:
+        return State.UNTIL_EOF, 0
+    if not length.isdigit():
+        raise HandshakeError("bad_response", f"bad Content-Length {length[:40]!r}")
+    return (State.LENGTH, int(length)) if int(length) else (State.DONE, 0)
+
+
+def next_frame(buf: bytes) -> tuple[int, int] | None:
+    """Return ``(opcode, end)`` of the first complete frame in ``buf``, or None."""
+    if len(buf) < 2:
+        return None
+    size, start = buf[1] & 0x7F, 2
+    if size >= 126:
+        start = 4 if size == 126 else 10
+        if len(buf) < start:
+            return None
+        size = int.from_bytes(buf[2:start], "big")
+    if buf[1] & 0x80:  # servers must not mask, but skipping a mask key costs nothing
+        start += 4
+    end = start + size
+    return (buf[0] & 0x0F, end) if len(buf) >= end else None

@@ -28,7 +28,7 @@ class _Handshake(asyncio.Protocol):
         self.attempt = attempt
         self.finished = finished
         self.error: HandshakeError | None = None
-        self.start = time.perf_counter_ns()
+        self.start = time.perf_counter_ns()  # this object is made just before connecting
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are look-alikes, not asyncio.Transport subclasses.

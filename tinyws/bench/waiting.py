@@ -1,12 +1,13 @@
 """Waiting for a socket to become readable or writable, as cheaply as the loop allows.
 
+Used by the raw-socket driver (``client.py``: asyncio's own loop and trio).
 ``anyio.wait_readable`` finds the running backend on every call and keeps
 per-task bookkeeping to refuse two waiters on one socket. A handshake waits
 two or three times, so that lookup is paid tens of thousands of times a
 second; picking the running loop's own primitive once per run measured
-10-20 % less client CPU per handshake (more on asyncio and uvloop than on
-trio). Where the loop has no such primitive (asyncio's proactor loop on
-Windows), anyio's portable functions are used.
+10-20 % less client CPU per handshake (more on asyncio than on trio). Where
+the loop has no such primitive (asyncio's proactor loop on Windows), anyio's
+portable functions are used.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def machine() -> list[str]:
             continue
     return [
         f"- CPUs: {os.cpu_count()}, {model}",
-        f"- OS: {platform.system()} {platform.release()}",
+        f"- OS: {platform.system()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
         f"- packages: {', '.join(versions)}",
     ]
@@ -207,7 +207,9 @@ def document(runs: list[Run], skipped: dict[str, str], failures: list[str], meta
         "before and after each run. Figures are medians across rounds; ratios are ratios "
         "of medians. `accept` is a handshake answered 101 and closed by the client; "
         "`reject` is a refusal before accept answered 403 (through the denial extension "
-        "where the server has it). Python servers run on the stdlib asyncio loop.",
+        "where the server has it). Python servers run on the stdlib asyncio loop. "
+        f"CPU times come in clock ticks of {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms, so one "
+        f"run resolves {1e6 / os.sysconf('SC_CLK_TCK') / max(meta.n, 1):.0f} µs per handshake.",
         "",
         "![server CPU per handshake](benchmarks.svg)",
         "",

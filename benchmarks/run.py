@@ -214,7 +214,13 @@ def bench(port: int, path: str, n: int, c: int, opts: argparse.Namespace) -> dic
     )
     if done.returncode not in (0, 1) or not report.exists():
         raise RuntimeError(f"tinyws bench exited {done.returncode}: {done.stderr.decode()[-800:]}")
-    data: dict[str, Any] = json.loads(report.read_text())
+    try:
+        data: dict[str, Any] = json.loads(report.read_text())
+    except ValueError as exc:
+        tail = done.stderr.decode(errors="replace")[-800:]
+        raise RuntimeError(
+            f"tinyws bench exited {done.returncode} without a report: {tail}"
+        ) from exc
     return data
 
 
@@ -325,7 +331,8 @@ def main(argv: list[str]) -> int:
     targets = select_targets(opts)
     started = time.monotonic()
     outcome = run_suite(targets, opts)
-    command = "python benchmarks/run.py" + "".join(f" {arg}" for arg in argv)
+    shown = [a for i, a in enumerate(argv) if "--raw" not in (a, argv[i - 1] if i else "")]
+    command = " ".join(["python benchmarks/run.py", *shown])
     meta = render.Meta(command, pinned=opts.taskset is not None, rounds=opts.rounds, n=opts.n)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

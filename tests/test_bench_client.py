@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import signal
 import socket
 import struct
 import subprocess
@@ -434,7 +435,8 @@ async def test_duration_and_progress_line() -> None:
         elapsed = time.monotonic() - started
     assert 0.6 <= elapsed < 1.5
     assert 5 < results.attempts == results.statuses[101]
-    assert "\r  " in progress.getvalue() and " handshakes, 0 errors" in progress.getvalue()
+    assert "\r  " in progress.getvalue() and " handshakes, " in progress.getvalue()
+    assert "/s, 0 errors" in progress.getvalue()
     assert progress.getvalue().endswith("\r")  # the live line is wiped at the end
 
 
@@ -519,3 +521,20 @@ def test_against_the_built_in_server(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "101: 50" in accepted_out
     assert denied == 0, denied_out
     assert "403: 50" in denied_out
+
+
+def test_interrupt_exits_130() -> None:
+    def handler(conn: socket.socket) -> None:
+        read_request(conn)
+        wait_for_eof(conn)
+
+    with fake_server(handler) as server:
+        command = [sys.executable, "-m", "tinyws", "bench", server.url(), "--timeout", "30"]
+        with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+            deadline = time.monotonic() + 20
+            while not server.threads and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the handshake is in flight
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert "tinyws bench: interrupted" in err

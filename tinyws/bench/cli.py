@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 from dataclasses import dataclass
+from typing import TextIO
 from urllib.parse import urlsplit
 
 import anyio
@@ -205,17 +206,22 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         sys.stderr.write(f"tinyws bench: error: cannot write --json file: {exc}\n")
         return 2
-    runtime, options = runtime_options(args.backend, args.no_uvloop)
-    progress = runner.progress_stream(args.quiet)
     try:
-        results = anyio.run(
-            runner.run, plan, progress, backend=args.backend, backend_options=options
-        )
-        sys.stdout.write(report.to_text(args.url, plan, results, runtime))
-        if json_file is not None:
-            json.dump(report.to_json(args.url, plan, results, runtime), json_file, indent=2)
-            json_file.write("\n")
+        return _run(args, plan, json_file)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ntinyws bench: interrupted\n")
+        return 130
     finally:
         if json_file is not None:
             json_file.close()
+
+
+def _run(args: argparse.Namespace, plan: runner.Plan, json_file: TextIO | None) -> int:
+    runtime, options = runtime_options(args.backend, args.no_uvloop)
+    progress = runner.progress_stream(args.quiet)
+    results = anyio.run(runner.run, plan, progress, backend=args.backend, backend_options=options)
+    sys.stdout.write(report.to_text(args.url, plan, results, runtime))
+    if json_file is not None:
+        json.dump(report.to_json(args.url, plan, results, runtime), json_file, indent=2)
+        json_file.write("\n")
     return 1 if results.errors else 0

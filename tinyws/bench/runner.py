@@ -105,6 +105,7 @@ class _Phase:
         self.plan = plan
         self.left = count
         self.stop_at = math.inf
+        self.started = time.monotonic()
         self.progress = progress
         self.results = Results(expect=plan.expect)
         self.slots = [_Slot() for _ in range(min(plan.concurrency, count or plan.concurrency))]
@@ -119,6 +120,7 @@ class _Phase:
         return True
 
     async def run(self) -> Results:
+        self.started = time.monotonic()
         if self.plan.duration is not None and self.left is None:
             self.stop_at = time.monotonic() + self.plan.duration
         async with anyio.create_task_group() as ticker:
@@ -165,7 +167,8 @@ class _Phase:
         results = self.results
         total = f"/{self.plan.count}" if self.left is not None else ""
         errors = sum(results.errors.values())
-        out.write(f"\r  {results.attempts}{total} handshakes, {errors} errors ")
+        rate = results.attempts / max(time.monotonic() - self.started, 1e-9)
+        out.write(f"\r  {results.attempts}{total} handshakes, {rate:.0f}/s, {errors} errors ")
         out.flush()
 
 

@@ -94,18 +94,24 @@ class Server:
             listener.close()
 
     async def _serve(self, listener: socket.socket, hub: Hub) -> None:
-        async with anyio.create_task_group() as conns:
-            async with anyio.create_task_group() as service:
-                service.start_soon(hub.accept_loop, listener, conns)
-                service.start_soon(hub.reaper, _tick(self.config))
-                assert self._stop is not None
-                await self._stop.wait()
-                service.cancel_scope.cancel()
-            logger.info("shutting down")
-            hub.stop()
-            with anyio.move_on_after(self.config.shutdown_timeout):
-                await hub.idle.wait()
-            conns.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as conns:
+                async with anyio.create_task_group() as service:
+                    service.start_soon(hub.accept_loop, listener, conns)
+                    service.start_soon(hub.reaper, _tick(self.config))
+                    assert self._stop is not None
+                    await self._stop.wait()
+                    service.cancel_scope.cancel()
+                logger.info("shutting down")
+                hub.stop()
+                with anyio.move_on_after(self.config.shutdown_timeout):
+                    await hub.idle.wait()
+                conns.cancel_scope.cancel()
+                hub.cancel_all()
+                with anyio.move_on_after(1.0):  # let cancelled connections clean up
+                    await hub.idle.wait()
+        finally:
+            hub.cancel_all()  # also when run() itself is cancelled
 
     async def run_until_signal(self) -> None:
         """`run()`, stopped gracefully by the first SIGINT/SIGTERM."""

@@ -94,7 +94,11 @@ class Hub:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio
-            return lambda peer: tg.start_soon(peer.run)
+
+            def start(peer: Peer) -> None:
+                tg.start_soon(peer.run)
+
+            return start
         tasks = self._tasks
 
         def spawn(peer: Peer) -> None:

@@ -199,3 +199,34 @@ async def _signal_scenario(port: int, proc: subprocess.Popen[str], signum: int) 
                 data += await stream.receive()
         await stream.send(b"\x88\x82\0\0\0\0\x03\xe9")  # answer the close (masked)
         return data + await read_until_close(stream)
+
+
+@pytest.mark.anyio
+async def test_shutdown_lets_in_flight_responses_finish_then_cancels_stragglers() -> None:
+    cancelled = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/stuck":
+            try:
+                await anyio.sleep_forever()
+            finally:
+                cancelled.set()
+        await anyio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    server = Server(app, port=0, lifespan="off", shutdown_timeout=1.0)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.run)
+        slow = await anyio.connect_tcp("127.0.0.1", server.port)
+        stuck = await anyio.connect_tcp("127.0.0.1", server.port)
+        await slow.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        await stuck.send(b"GET /stuck HTTP/1.1\r\nHost: t\r\n\r\n")
+        await anyio.sleep(0.1)
+        server.shutdown()
+        assert (await read_until_close(slow)).endswith(b"finished")
+        assert await read_until_close(stuck) == b""
+        with anyio.fail_after(5):
+            await cancelled.wait()
+        await slow.aclose()
+        await stuck.aclose()

@@ -20,12 +20,15 @@ request head. A complete head moves it to
 From HANDSHAKE, `websocket.accept` writes the 101 and moves to OPEN;
 `websocket.http.response.start` moves to DENYING until the last body chunk;
 `websocket.close` before accept is a 403 (as ASGI defines). Once the server
-has sent its close frame the state is CLOSING until the client answers;
-CLOSED means: flush `output`, then drop the socket.
+has sent its close frame the state is CLOSING until the client answers; a
+close frame from the client, a protocol failure (1002, 1007, 1009) or the
+end of TCP go straight to CLOSED. CLOSED means: flush `output`, then drop
+the socket (with `linger` set, after draining what the client still sends).
 
     IDLE ──head──▶ HTTP ──cycle done, keep-alive──▶ IDLE
       │             └────────error / close──────────▶ CLOSED
       └──upgrade──▶ HANDSHAKE ──accept──▶ OPEN ──close sent──▶ CLOSING ──▶ CLOSED
+                        │                   └──client close / failure──────▶ CLOSED
                         └──deny──▶ DENYING ──body done──▶ CLOSED
 """
 
@@ -59,6 +62,8 @@ from tinyws.types import Message, Scope
 
 
 class State(enum.Enum):
+    """Where one connection is; see the diagram above."""
+
     IDLE = "idle"
     HTTP = "http"
     HANDSHAKE = "handshake"

@@ -104,3 +104,32 @@ def test_unknown_mode_is_refused_at_registration(mode: object) -> None:
     if mode is not None:
         with pytest.raises(ValueError, match="denial must be one of"):
             app.websocket("/", denial=mode)  # type: ignore[arg-type]
+
+
+async def test_repeated_refusals_are_unaffected_by_a_server_that_edits_the_headers() -> None:
+    # Plain refusals send headers made once; a server changing the list it got
+    # must not change what the next refused client sees.
+    app = App()
+
+    @app.websocket("/room/{name}", guard=lambda req: req.params["name"] == "open")
+    async def room(ws: WebSocket) -> None:
+        await ws.accept()
+
+    async def refuse_once() -> Message:
+        starts: list[Message] = []
+
+        async def send(message: Message) -> None:
+            if message["type"] == "websocket.http.response.start":
+                starts.append({**message, "headers": list(message["headers"])})
+                message["headers"].append((b"x-added-by", b"server"))
+
+        async def receive() -> Message:
+            return {"type": "websocket.connect"}
+
+        await app(ws_scope("/room/shut"), receive, send)
+        return starts[0]
+
+    plain = [(b"content-type", b"application/json"), (b"content-length", b"21")]
+    expected = {"type": "websocket.http.response.start", "status": 403, "headers": plain}
+    assert await refuse_once() == expected
+    assert await refuse_once() == expected

@@ -189,6 +189,25 @@ async def test_iteration_ends_on_disconnect_and_skips_the_connect_message() -> N
     assert got == ["a", b"b"]
 
 
+async def test_iteration_records_the_peers_close_code_and_refuses_a_closed_socket() -> None:
+    seen: list[object] = []
+
+    async def handler(ws: WebSocket) -> None:
+        with pytest.raises(WebSocketStateError, match="CONNECTING"):
+            async for _ in ws:
+                pass
+        await ws.accept()
+        async for _ in ws:
+            pass
+        seen.extend([ws.close_code, ws.closed])
+        with pytest.raises(WebSocketStateError, match="but it is CLOSED"):
+            async for _ in ws:
+                pass
+
+    await run(handler, {"type": "websocket.disconnect", "code": 4321})
+    assert seen == [4321, True]
+
+
 async def test_send_after_the_peer_left_is_a_disconnect() -> None:
     outcome: list[int] = []
 

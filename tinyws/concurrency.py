@@ -10,6 +10,10 @@ from typing import Any
 import anyio.to_thread
 
 AsyncCallable = Callable[..., Awaitable[Any]]
+# A callable and whether its result must be awaited. The handshake path calls
+# hooks and guards this way: wrapping a plain function in a coroutine would
+# cost a coroutine object and an await on every handshake.
+Hook = tuple[Callable[..., Any], bool]
 
 
 def is_async_callable(obj: object) -> bool:
@@ -19,6 +23,10 @@ def is_async_callable(obj: object) -> bool:
         return True
     call = getattr(obj, "__call__", None)  # noqa: B004 - instances with an async __call__
     return inspect.iscoroutinefunction(call)
+
+
+def hook(fn: Callable[..., Any]) -> Hook:
+    return fn, is_async_callable(fn)
 
 
 def inline(fn: Callable[..., Any]) -> AsyncCallable:
@@ -43,4 +51,4 @@ def threaded(fn: Callable[..., Any]) -> AsyncCallable:
     return functools.wraps(fn)(call_in_thread)
 
 
-__all__ = ["AsyncCallable", "inline", "is_async_callable", "threaded"]
+__all__ = ["AsyncCallable", "Hook", "hook", "inline", "is_async_callable", "threaded"]

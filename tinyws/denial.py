@@ -11,10 +11,11 @@ browsers, recognised by their ``Origin`` header.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 from tinyws.errors import HTTPError, reason_phrase
-from tinyws.response import Response
+from tinyws.response import NO_BODY, Response
 
 DenialMode = Literal["http", "close", "auto"]
 MODES = ("http", "close", "auto")
@@ -34,6 +35,28 @@ def error_response(exc: HTTPError) -> Response:
     if exc.description is not None:
         data["description"] = exc.description
     return Response.json(data, exc.status, exc.headers)
+
+
+def error_denial(exc: HTTPError) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body ``error_response(exc)`` is sent with as a denial.
+
+    Refusals without extra headers are few and repeat on every refused
+    handshake (a guard's 403, a 404), so their bytes are made once.
+    """
+    if exc.headers is None:
+        return _plain_denial(exc.status, exc.title, exc.description)
+    return _encoded(error_response(exc))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_denial(
+    status: int, title: str, description: str | None
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    return _encoded(error_response(HTTPError(status, title, description)))
+
+
+def _encoded(response: Response) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    return response.raw_headers(), b"" if response.status in NO_BODY else response.body
 
 
 def internal_error() -> Response:
@@ -69,6 +92,7 @@ __all__ = [
     "close_code",
     "close_reason",
     "denial_reason",
+    "error_denial",
     "error_response",
     "internal_error",
 ]

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from tinyws.concurrency import AsyncCallable, inline
+from tinyws.concurrency import Hook, hook, inline
 from tinyws.errors import HTTPError
 from tinyws.request import Request
 from tinyws.response import Response
@@ -20,7 +20,11 @@ from tinyws.response import Response
 Guard = Callable[[Request], Any]
 
 
-def resolve_guards(guard: Guard | Sequence[Guard] | None) -> tuple[AsyncCallable, ...]:
+# What a guard's ``False`` stands for; never raised, so it can be shared.
+FORBIDDEN = HTTPError(403)
+
+
+def resolve_guards(guard: Guard | Sequence[Guard] | None) -> tuple[Hook, ...]:
     if guard is None:
         return ()
     if callable(guard):
@@ -32,30 +36,27 @@ def resolve_guards(guard: Guard | Sequence[Guard] | None) -> tuple[AsyncCallable
     for item in guards:
         if not callable(item):
             raise TypeError(f"a guard must be callable, got {item!r}")
-    return tuple(inline(item) for item in guards)
+    return tuple(hook(item) for item in guards)
 
 
-async def run_guards(guards: tuple[AsyncCallable, ...], req: Request) -> Response | None:
-    """The first denial the guards give, or ``None`` when all let the request pass."""
-    for guard in guards:
-        verdict = await guard(req)
-        if verdict is None or verdict is True:
-            continue
-        if verdict is False:
-            raise HTTPError(403)
-        if isinstance(verdict, Response):
-            return verdict
-        if inspect.iscoroutine(verdict):
-            verdict.close()  # never awaited: say why instead of a "never awaited" warning
-            raise TypeError(
-                f"guard {getattr(guard, '__qualname__', guard)!r} returned a coroutine; "
-                "declare the guard itself with async def"
-            )
-        raise TypeError(
-            f"guard {getattr(guard, '__qualname__', guard)!r} returned {verdict!r}; "
-            "a guard returns None, True, False or a Response"
-        )
-    return None
+def refusal(guard: Callable[..., Any], verdict: object) -> HTTPError | Response:
+    """What a guard's answer other than ``None`` or ``True`` refuses the handshake with.
+
+    ``False`` is returned as a refusal rather than raised: a denied handshake
+    is the common case on a guarded endpoint, and raising costs more than the
+    rest of the refusal.
+    """
+    if verdict is False:
+        return FORBIDDEN
+    if isinstance(verdict, Response):
+        return verdict
+    name = getattr(guard, "__qualname__", guard)
+    if inspect.iscoroutine(verdict):
+        verdict.close()  # never awaited: say why instead of a "never awaited" warning
+        raise TypeError(f"guard {name!r} returned a coroutine; declare the guard itself async def")
+    raise TypeError(
+        f"guard {name!r} returned {verdict!r}; a guard returns None, True, False or a Response"
+    )
 
 
 def allow_origins(origins: Iterable[str]) -> Guard:
@@ -104,4 +105,4 @@ def bearer_token(verify: Callable[[str], Any] | Callable[[str], Awaitable[Any]])
     return token_valid
 
 
-__all__ = ["Guard", "allow_origins", "bearer_token", "resolve_guards", "run_guards"]
+__all__ = ["Guard", "allow_origins", "bearer_token", "refusal", "resolve_guards"]

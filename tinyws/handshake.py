@@ -7,6 +7,10 @@ refuses it (a denial before ``accept()``, a ``4000 + status`` close after),
 any other exception is a crash (500 denial or close 1011, traceback only in
 the log), and a normal return closes with 1000 or, if the handler never
 answered the handshake, denies it with 403.
+
+Each await layer costs about as much as a pipeline step, so the steps are
+inline in one coroutine, and sync hooks and guards are called directly, not
+wrapped in coroutines (see ``concurrency.Hook``).
 """
 
 from __future__ import annotations
@@ -16,55 +20,62 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tinyws.concurrency import AsyncCallable
+from tinyws.concurrency import AsyncCallable, Hook
 from tinyws.denial import DenialMode
 from tinyws.errors import HTTPError, WebSocketDisconnect
-from tinyws.guards import run_guards
+from tinyws.guards import refusal
 from tinyws.middleware import Chain
-from tinyws.request import Request
 from tinyws.routing import Table
 from tinyws.websocket import WebSocket
 
 logger = logging.getLogger("tinyws")
 
 WEBSOCKET = "WEBSOCKET"  # the one "method" of the WebSocket routing table
+# An unknown path is refused like a guard's False: returned, never raised.
+NOT_FOUND = HTTPError(404)
 
 
 @dataclass(frozen=True)
 class WebSocketRoute:
     endpoint: Callable[..., Any]  # as the user wrote it: what process_resource_ws sees
     call: AsyncCallable
-    guards: tuple[AsyncCallable, ...]
+    guards: tuple[Hook, ...]
     subprotocols: Sequence[str]
     denial: DenialMode | None
 
 
 async def handshake(ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute]) -> None:
     req = ws.request
-    for hook in chain.request_ws:
-        await hook(req, ws)
+    for hook, is_async in chain.request_ws:
+        answer = hook(req, ws)
+        if is_async:
+            await answer
         if ws.answered:
             return
-    route = _route(req, ws, routes)
-    for hook in chain.resource_ws:
-        await hook(req, ws, route.endpoint, req.params)
-        if ws.answered:
-            return
-    denial = await run_guards(route.guards, req)
-    if denial is not None:
-        await ws.deny(denial)
-        return
-    await route.call(ws, **req.params)
 
-
-def _route(req: Request, ws: WebSocket, routes: Table[WebSocketRoute]) -> WebSocketRoute:
-    route, params, _ = routes.find(req.path, WEBSOCKET)
+    route, req.params = routes.lookup(req.path, WEBSOCKET)
     if route is None:
-        raise HTTPError(404)
-    req.params = params
+        await ws.refuse(NOT_FOUND)
+        return
     if route.denial is not None or route.subprotocols:
         ws.use_route(route.denial or ws.default_mode, route.subprotocols)
-    return route
+
+    for hook, is_async in chain.resource_ws:
+        answer = hook(req, ws, route.endpoint, req.params)
+        if is_async:
+            await answer
+        if ws.answered:
+            return
+
+    for guard, is_async in route.guards:
+        verdict = guard(req)
+        if is_async:
+            verdict = await verdict
+        if verdict is not None and verdict is not True:
+            await ws.refuse(refusal(guard, verdict))
+            return
+
+    await route.call(ws, **req.params)
 
 
 async def run_websocket(
@@ -82,7 +93,8 @@ async def run_websocket(
         logger.exception("error in WebSocket handler for %s", ws.request.path)
         await ws.crash()
     else:
-        await ws.finish()
+        if not ws.closed:
+            await ws.finish()
 
 
-__all__ = ["WEBSOCKET", "WebSocketRoute", "handshake", "run_websocket"]
+__all__ = ["NOT_FOUND", "WEBSOCKET", "WebSocketRoute", "handshake", "run_websocket"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tinyws.concurrency import AsyncCallable, inline
+from tinyws.concurrency import AsyncCallable, Hook, hook, inline
 
 HOOKS = (
     "process_startup",
@@ -40,8 +40,8 @@ class Chain:
         self.request: Positioned = _positioned(middleware, "process_request")
         self.resource = _hooks(middleware, "process_resource")
         self.response: Positioned = tuple(reversed(_positioned(middleware, "process_response")))
-        self.request_ws = _hooks(middleware, "process_request_ws")
-        self.resource_ws = _hooks(middleware, "process_resource_ws")
+        self.request_ws = _plain(middleware, "process_request_ws")
+        self.resource_ws = _plain(middleware, "process_resource_ws")
 
 
 def _check(item: object) -> None:
@@ -50,13 +50,17 @@ def _check(item: object) -> None:
     present = [hook for hook in HOOKS if hasattr(item, hook)]
     if not present:
         raise TypeError(f"middleware {item!r} defines none of the hooks {', '.join(HOOKS)}")
-    for hook in present:
-        if not callable(getattr(item, hook)):
-            raise TypeError(f"middleware {item!r} has a {hook} that is not callable")
+    for name in present:
+        if not callable(getattr(item, name)):
+            raise TypeError(f"middleware {item!r} has a {name} that is not callable")
 
 
 def _hooks(middleware: Sequence[object], name: str) -> tuple[AsyncCallable, ...]:
     return tuple(inline(getattr(m, name)) for m in middleware if hasattr(m, name))
+
+
+def _plain(middleware: Sequence[object], name: str) -> tuple[Hook, ...]:
+    return tuple(hook(getattr(m, name)) for m in middleware if hasattr(m, name))
 
 
 def _positioned(middleware: Sequence[object], name: str) -> Positioned:

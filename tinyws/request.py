@@ -8,7 +8,6 @@ because most handshakes only ever look at a header or two.
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
@@ -25,6 +24,21 @@ class Address(NamedTuple):
 class Request:
     """An HTTP request or a WebSocket handshake, read from an ASGI scope."""
 
+    # Slots, and parts made on first use rather than functools.cached_property:
+    # a handshake builds one Request, and these costs are a visible share of it.
+    __slots__ = (
+        "_body",
+        "_context",
+        "_cookies",
+        "_headers",
+        "_query",
+        "_state",
+        "_url",
+        "params",
+        "receive",
+        "scope",
+    )
+
     def __init__(
         self,
         scope: Scope,
@@ -34,11 +48,30 @@ class Request:
         self.scope = scope
         self.receive = receive
         self.params: dict[str, Any] = {}
-        self.context = Namespace()
+        self._state: dict[str, Any] | Namespace | None = state
+        self._context: Namespace | None = None
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+        self._url: str | None = None
+        self._body: bytes | None = None
+
+    @property
+    def context(self) -> Namespace:
+        """Per-request data for middleware, guards and handlers (Falcon's ``req.context``)."""
+        if self._context is None:
+            self._context = Namespace()
+        return self._context
+
+    @property
+    def state(self) -> Namespace:
+        """The lifespan state."""
         # Servers that keep lifespan state hand each request a copy in the
         # scope; on the others the app passes the dict it kept itself.
-        self.state = Namespace(scope.get("state", state))
-        self._body: bytes | None = None
+        state = self._state
+        if not isinstance(state, Namespace):
+            state = self._state = Namespace(self.scope.get("state", state))
+        return state
 
     @property
     def method(self) -> str:
@@ -62,26 +95,37 @@ class Request:
         raw: bytes = self.scope.get("query_string", b"")
         return raw.decode("latin-1")
 
-    @cached_property
+    @property
     def query(self) -> QueryParams:
-        return QueryParams(self.scope.get("query_string", b""))
+        if self._query is None:
+            self._query = QueryParams(self.scope.get("query_string", b""))
+        return self._query
 
-    @cached_property
+    @property
     def headers(self) -> Headers:
-        return Headers(self.scope.get("headers", ()))
+        if self._headers is None:
+            self._headers = Headers(self.scope.get("headers", ()))
+        return self._headers
 
-    @cached_property
+    @property
     def url(self) -> str:
-        host = self.headers.get("host")
-        if host is None:
-            server = self.scope.get("server")
-            host = f"{server[0]}:{server[1]}" if server else "localhost"
-        path = self.scope.get("root_path", "") + self.path
-        query = self.query_string
-        return f"{self.scheme}://{host}{path}" + (f"?{query}" if query else "")
+        if self._url is None:
+            host = self.headers.get("host")
+            if host is None:
+                server = self.scope.get("server")
+                host = f"{server[0]}:{server[1]}" if server else "localhost"
+            path = self.scope.get("root_path", "") + self.path
+            query = self.query_string
+            self._url = f"{self.scheme}://{host}{path}" + (f"?{query}" if query else "")
+        return self._url
 
-    @cached_property
+    @property
     def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            self._cookies = self._parse_cookies()
+        return self._cookies
+
+    def _parse_cookies(self) -> dict[str, str]:
         cookies: dict[str, str] = {}
         for header in self.headers.getall("cookie"):
             for chunk in header.split(";"):

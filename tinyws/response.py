@@ -20,7 +20,7 @@ from tinyws.types import Send
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
-_NO_BODY = (204, 304)
+NO_BODY = (204, 304)
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -140,7 +140,7 @@ class Response:
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """Headers as sent: explicit type and length, except on 204 and 304."""
         raw = [pair for pair in self.headers._raw if pair[0] != b"content-length"]
-        if self._status in _NO_BODY:
+        if self._status in NO_BODY:
             return [pair for pair in raw if pair[0] != b"content-type"]
         if not any(name == b"content-type" for name, _ in raw):
             raw.append((b"content-type", BINARY.encode()))
@@ -151,7 +151,7 @@ class Response:
         await send(
             {"type": "http.response.start", "status": self._status, "headers": self.raw_headers()}
         )
-        body = b"" if head_only or self._status in _NO_BODY else self._body
+        body = b"" if head_only or self._status in NO_BODY else self._body
         await send({"type": "http.response.body", "body": body})
 
     async def send_denial(self, send: Send) -> None:
@@ -166,11 +166,11 @@ class Response:
                 "headers": self.raw_headers(),
             }
         )
-        body = b"" if self._status in _NO_BODY else self._body
+        body = b"" if self._status in NO_BODY else self._body
         await send({"type": "websocket.http.response.body", "body": body})
 
     def __repr__(self) -> str:
         return f"<Response {self._status} {len(self._body)} bytes>"
 
 
-__all__ = ["MutableHeaders", "Response", "encode_header", "encode_headers"]
+__all__ = ["NO_BODY", "MutableHeaders", "Response", "encode_header", "encode_headers"]

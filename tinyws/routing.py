@@ -44,6 +44,8 @@ class Template:
     shape: str  # the template with names erased: two templates of one shape match the same paths
     regex: re.Pattern[str] | None  # None for a static path
     converters: dict[str, Callable[[str], Any]]
+    # Every parameter is a plain string: the regex's groupdict is the answer.
+    plain: bool = False
 
     def match(self, path: str) -> dict[str, Any] | None:
         if self.regex is None:
@@ -51,6 +53,8 @@ class Template:
         found = self.regex.fullmatch(path)
         if found is None:
             return None
+        if self.plain:
+            return found.groupdict()
         return {name: self.converters[name](value) for name, value in found.groupdict().items()}
 
 
@@ -86,7 +90,8 @@ def compile_template(source: str) -> Template:
         return Template(source, source, None, {})
     pattern.append(re.escape(tail))
     shape.append(tail)
-    return Template(source, "".join(shape), re.compile("".join(pattern)), converters)
+    plain = all(convert is str for convert in converters.values())
+    return Template(source, "".join(shape), re.compile("".join(pattern)), converters, plain)
 
 
 def _check_literal(source: str, literal: str) -> None:
@@ -131,6 +136,21 @@ class Table(Generic[H]):
             else:
                 self._templated.append(route)
         route.handlers.update(dict.fromkeys(methods, handler))
+
+    def lookup(self, path: str, method: str) -> tuple[H | None, dict[str, Any]]:
+        """The handler for ``method`` on ``path`` and its params; ``find`` without the 405."""
+        route = self._static.get(path)
+        if route is not None:
+            handler = route.handlers.get(method)
+            if handler is not None:
+                return handler, {}
+        for route in self._templated:
+            params = route.template.match(path)
+            if params is not None:
+                handler = route.handlers.get(method)
+                if handler is not None:
+                    return handler, params
+        return None, {}
 
     def find(self, path: str, method: str) -> tuple[H | None, dict[str, Any], set[str]]:
         """The handler for ``method`` on ``path``, its params, and the methods the path allows.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tinyws.datastructures import Namespace
@@ -26,12 +26,12 @@ from tinyws.denial import (
     close_code,
     close_reason,
     denial_reason,
-    error_response,
+    error_denial,
     internal_error,
 )
 from tinyws.errors import HeadersLike, HTTPError, WebSocketDisconnect, WebSocketStateError
 from tinyws.request import Request
-from tinyws.response import Response, encode_headers
+from tinyws.response import NO_BODY, Response, encode_headers
 from tinyws.types import Message, Receive, Send
 
 _RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
@@ -73,7 +73,7 @@ class WebSocket:
         self._extension = EXTENSION in (request.scope.get("extensions") or ())
         self._subprotocols: Sequence[str] = ()
         self.default_mode = mode
-        self._mode = self._resolve(mode)
+        self._mode = mode if mode != "auto" else self._resolve(mode)
         self.subprotocol: str | None = None
         self.close_code: int | None = None
 
@@ -124,11 +124,13 @@ class WebSocket:
     async def accept(
         self, subprotocol: str | None = None, headers: HeadersLike | None = None
     ) -> None:
-        self._expect("accept()", State.CONNECTING)
-        offered = self.request.subprotocols
+        if self._state is not State.CONNECTING:
+            self._expect("accept()", State.CONNECTING)
         if subprotocol is None:
-            subprotocol = next((p for p in offered if p in self._subprotocols), None)
-        elif subprotocol not in offered:
+            if self._subprotocols:
+                offered = self.request.subprotocols
+                subprotocol = next((p for p in offered if p in self._subprotocols), None)
+        elif subprotocol not in self.request.subprotocols:
             raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
         message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers is not None:
@@ -140,11 +142,27 @@ class WebSocket:
     async def deny(self, response: Response) -> None:
         """Refuse the handshake with exactly ``response`` (see ``tinyws.denial``)."""
         self._expect("deny()", State.CONNECTING)
+        status = response.status
+        body = b"" if status in NO_BODY else response.body
+        await self._deny(status, denial_reason(response), response.raw_headers, body)
+
+    async def _deny(
+        self,
+        status: int,
+        reason: str,
+        headers: Callable[[], list[tuple[bytes, bytes]]],
+        body: bytes,
+    ) -> None:
+        # ``headers`` is called only when a denial response is really sent.
         if self._mode == "close":
-            await self._accept_then_close(close_code(response.status), denial_reason(response))
+            await self._accept_then_close(close_code(status), reason)
         elif self._extension:
             self._state = State.DENIED
-            await response.send_denial(self._send)
+            await self._send(
+                {"type": "websocket.http.response.start", "status": status, "headers": headers()}
+            )
+            # One body message: some servers (granian) refuse a denial body in parts.
+            await self._send({"type": "websocket.http.response.body", "body": body})
         else:
             await self._close_before_accept(1000, "")
 
@@ -241,21 +259,45 @@ class WebSocket:
     async def send_json(self, data: Any) -> None:
         await self.send(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
-    async def __aiter__(self) -> AsyncIterator[str | bytes]:
-        try:
-            while True:
-                yield await self.receive()
-        except WebSocketDisconnect:
-            return
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """The next message; the peer's close ends ``async for``, not an exception.
+
+        A class iterator, not an async generator: asyncio tracks every async
+        generator in a weak set, which costs more than the loop itself.
+        """
+        if self._state is not State.ACCEPTED:
+            self._expect("receive()", State.ACCEPTED)
+        while True:
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                text: str | None = message.get("text")
+                return text if text is not None else (message.get("bytes") or b"")
+            if kind == "websocket.disconnect":
+                self._state = State.CLOSED
+                self.close_code = message.get("code", 1005) or 1005
+                raise StopAsyncIteration
 
     # -- endings, decided by the app's pipeline --------------------------------
 
-    async def refuse(self, exc: HTTPError) -> None:
-        """An ``HTTPError`` escaped: deny with it, or close with ``4000 + status``."""
-        if self._state is State.CONNECTING and self._mode == "http":
-            await self.deny(error_response(exc))
+    async def refuse(self, refusal: HTTPError | Response) -> None:
+        """Refuse with an ``HTTPError`` or a guard's ``Response``.
+
+        Before ``accept()`` that is a denial; after it, a close with ``4000 + status``.
+        """
+        if isinstance(refusal, Response):
+            if self._state is State.CONNECTING:
+                await self.deny(refusal)
+            elif self._state is State.ACCEPTED:
+                await self._quietly_close(close_code(refusal.status), "")
+        elif self._state is State.CONNECTING and self._mode == "http":
+            headers, body = error_denial(refusal)
+            await self._deny(refusal.status, refusal.title, headers.copy, body)
         elif self._state in (State.CONNECTING, State.ACCEPTED):
-            await self._quietly_close(close_code(exc.status), exc.title)
+            await self._quietly_close(close_code(refusal.status), refusal.title)
 
     async def crash(self) -> None:
         if self._state is State.CONNECTING:

@@ -292,6 +292,85 @@ def test_bad_frames_fail_the_connection(frame: bytes, code: int) -> None:
     assert close.code == code
 
 
+def masked_close(payload: bytes, first: int = 0x88) -> bytes:
+    """A client close frame with the mask 01 02 03 04 (wsproto cannot build bad ones)."""
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((first, 0x80 | len(payload))) + mask + body
+
+
+def client_sees(conn: ServerConnection, client: Connection) -> CloseConnection:
+    client.receive_data(conn.take_output())
+    close = next(client.events())
+    assert isinstance(close, CloseConnection)
+    return close
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "reason"),
+    [
+        (b"\x03\xe8", 1000, ""),
+        (b"\x0f\xa0bye \xe2\x9c\x93", 4000, "bye \u2713"),
+        (b"\x0b\xb8", 3000, ""),
+        (b"", 1005, ""),  # no code: 1005 to the app, an empty close back
+    ],
+)
+def test_first_frame_close_is_echoed(payload: bytes, code: int, reason: str) -> None:
+    conn, client = accepted()
+    conn.receive_data(masked_close(payload))
+    assert conn.ws_receive() == {"type": "websocket.disconnect", "code": code, "reason": reason}
+    assert state_of(conn) is State.CLOSED
+    assert conn.linger is False
+    close = client_sees(conn, client)
+    assert (close.code, close.reason) == (code, reason)
+    with pytest.raises(ClientDisconnected):
+        conn.ws_send({"type": "websocket.send", "text": "late"})
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (masked_close(b"\x03\xe7"), 1002),  # below 1000
+        (masked_close(b"\x03\xed"), 1002),  # 1005 is never sent on the wire
+        (masked_close(b"\x03\xec"), 1002),  # 1004: reserved, unassigned
+        (masked_close(b"\x0b\xb7"), 1002),  # 2999: reserved
+        (masked_close(b"\x13\x88"), 1002),  # 5000: out of range
+        (masked_close(b"\x03"), 1002),  # a one-byte payload
+        (masked_close(b"\x03\xe8\xff"), 1007),  # reason not UTF-8
+        (masked_close(b"\x03\xe8", first=0xC8), 1002),  # RSV1 without an extension
+        (masked_close(b"\x03\xe8", first=0x08), 1002),  # fragmented control frame
+        (b"\x88\x02\x03\xe8", 1002),  # unmasked
+    ],
+)
+def test_first_frame_bad_close_fails(frame: bytes, code: int) -> None:
+    conn, client = accepted()
+    conn.receive_data(frame)
+    message = conn.ws_receive()
+    assert message is not None
+    assert message["code"] == code
+    assert state_of(conn) is State.CLOSED
+    assert client_sees(conn, client).code == code
+
+
+def test_close_in_pieces_and_with_bytes_after_it() -> None:
+    conn, client = accepted()
+    frame = masked_close(b"\x03\xe8ok")
+    conn.receive_data(frame[:3])
+    assert conn.ws_receive() is None
+    conn.receive_data(frame[3:] + client.send(TextMessage(data="after the close")))
+    assert conn.ws_receive() == {"type": "websocket.disconnect", "code": 1000, "reason": "ok"}
+    assert client_sees(conn, client).code == 1000
+
+
+def test_message_then_close() -> None:
+    conn, client = accepted()
+    conn.receive_data(client.send(TextMessage(data="hi")))
+    assert conn.ws_receive() == {"type": "websocket.receive", "text": "hi"}
+    conn.receive_data(masked_close(b"\x03\xe9"))
+    assert conn.ws_receive() == {"type": "websocket.disconnect", "code": 1001, "reason": ""}
+    assert client_sees(conn, client).code == 1001
+
+
 def test_message_over_limit_closes_1009() -> None:
     conn, client = accepted(max_message=4)
     conn.receive_data(client.send(BytesMessage(data=b"12", message_finished=False)))

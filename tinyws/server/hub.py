@@ -22,6 +22,7 @@ from tinyws.server.config import Config
 from tinyws.server.connection import ServerConnection
 from tinyws.server.handshake import OVERLOADED
 from tinyws.server.loop import Peer
+from tinyws.server.readiness import waiters
 from tinyws.types import ASGIApp
 
 logger = logging.getLogger("tinyws.server")
@@ -39,6 +40,7 @@ class Hub:
         self.stopping = False
         self.idle = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.wait_readable, self.wait_writable = waiters()
 
     def cancel_all(self) -> None:
         """Cancel the connection tasks that are not in a task group (asyncio)."""
@@ -62,7 +64,7 @@ class Hub:
         server = listener.getsockname()[:2]
         spawn = self._spawner(tg)
         while True:
-            await anyio.wait_readable(listener)
+            await self.wait_readable(listener)
             for _ in range(64):
                 try:
                     sock, address = listener.accept()

@@ -4,8 +4,8 @@ Measured on this kind of machine, anyio's stream layer, a reader task per
 connection, memory streams and per-connection cancel scopes together cost
 more than everything else in a handshake. So anyio is the runtime (tasks,
 cancellation, signals, both backends), but each connection talks to a raw
-non-blocking socket: `recv`/`send` are tried first and `anyio.wait_readable`
-/ `anyio.wait_writable` are awaited only when the kernel says EAGAIN. The
+non-blocking socket: `recv`/`send` are tried first and readiness is awaited
+only when the kernel says EAGAIN (`readiness.py`). The
 app's `receive()` reads the socket itself; `send()` writes without an extra
 yield. Timeouts are not cancel scopes: each connection keeps one deadline
 and a single reaper task checks them all every `tick` seconds.
@@ -122,7 +122,7 @@ class Peer:
                     if not sock.recv(_RECV_SIZE):
                         return
                 except BlockingIOError:
-                    await anyio.wait_readable(sock)
+                    await self.hub.wait_readable(sock)
                 except OSError:
                     return
 
@@ -139,7 +139,7 @@ class Peer:
                 data = sock.recv(self.recv_size)
             except BlockingIOError:
                 self.streak = 0
-                await anyio.wait_readable(sock)
+                await self.hub.wait_readable(sock)
                 continue
             except OSError:
                 data = b""
@@ -192,7 +192,7 @@ class Peer:
             raise ClientDisconnected(str(exc)) from None
         view = memoryview(data)[sent:]
         while view:
-            await anyio.wait_writable(sock)
+            await self.hub.wait_writable(sock)
             try:
                 view = view[sock.send(view) :]
             except BlockingIOError:

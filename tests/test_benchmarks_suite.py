@@ -235,3 +235,12 @@ def test_concurrency_option() -> None:
     assert run.concurrency_list("1,32") == [1, 32]
     with pytest.raises(argparse.ArgumentTypeError):
         run.concurrency_list("1,x")
+
+
+def test_a_tinyws_without_the_loop_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "tinyws_has_loop_flag", lambda: False)
+    assert harness.unavailable("tinyws-uvloop", "raw") == "`tinyws serve` has no --loop option"
+    assert "--loop" not in harness.SERVERS["tinyws"].command("raw:app", 1, harness.Launch())
+    monkeypatch.setattr(harness, "tinyws_has_loop_flag", lambda: True)
+    args = harness.SERVERS["tinyws"].command("raw:app", 1, harness.Launch())
+    assert args[args.index("--loop") + 1] == "asyncio"

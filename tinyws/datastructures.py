@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 
@@ -95,49 +95,42 @@ class Namespace:
     context users expect.
     """
 
-    __slots__ = ("_data",)
+    # The dict is the instance's own ``__dict__``: attribute access then runs
+    # at native speed, and a context is made on every request that uses one.
 
     def __init__(self, data: dict[str, Any] | None = None) -> None:
-        object.__setattr__(self, "_data", {} if data is None else data)
+        if data is not None:
+            self.__dict__ = data
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._data[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    if TYPE_CHECKING:  # any attribute may be set and read
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._data[name] = value
+        def __getattr__(self, name: str) -> Any: ...
 
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self._data[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     def __getitem__(self, name: str) -> Any:
-        return self._data[name]
+        return self.__dict__[name]
 
     def __setitem__(self, name: str, value: Any) -> None:
-        self._data[name] = value
+        self.__dict__[name] = value
 
     def __delitem__(self, name: str) -> None:
-        del self._data[name]
+        del self.__dict__[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._data
+        return name in self.__dict__
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
+        return iter(self.__dict__)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.__dict__)
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._data.get(name, default)
+        return self.__dict__.get(name, default)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._data!r})"
+        return f"{type(self).__name__}({self.__dict__!r})"
 
 
 __all__ = ["Headers", "Namespace", "QueryParams"]

@@ -44,6 +44,11 @@ class State(enum.Enum):
     CLOSED = "CLOSED"
 
 
+# An Enum member lookup costs as much as twenty plain name lookups on Python
+# 3.11, and the handshake path checks the state a dozen times.
+CONNECTING, ACCEPTED, DENIED, CLOSED = State
+
+
 def check_close_code(code: int) -> None:
     if not isinstance(code, int) or not 1000 <= code <= 4999 or code in _RESERVED_CODES:
         raise ValueError(f"{code!r} is not a close code an endpoint may send")
@@ -69,7 +74,7 @@ class WebSocket:
         self.request = request
         self._receive = receive
         self._send = send
-        self._state = State.CONNECTING
+        self._state = CONNECTING
         self._extension = EXTENSION in (request.scope.get("extensions") or ())
         self._subprotocols: Sequence[str] = ()
         self.default_mode = mode
@@ -101,16 +106,16 @@ class WebSocket:
     @property
     def accepted(self) -> bool:
         # CLOSED is only reached from ACCEPTED; a refused handshake ends DENIED.
-        return self._state in (State.ACCEPTED, State.CLOSED)
+        return self._state in (ACCEPTED, CLOSED)
 
     @property
     def answered(self) -> bool:
         """Whether the handshake got its answer (accepted, denied or closed)."""
-        return self._state is not State.CONNECTING
+        return self._state is not CONNECTING
 
     @property
     def closed(self) -> bool:
-        return self._state in (State.CLOSED, State.DENIED)
+        return self._state in (CLOSED, DENIED)
 
     def _expect(self, action: str, *states: State) -> None:
         if self._state not in states:
@@ -124,8 +129,8 @@ class WebSocket:
     async def accept(
         self, subprotocol: str | None = None, headers: HeadersLike | None = None
     ) -> None:
-        if self._state is not State.CONNECTING:
-            self._expect("accept()", State.CONNECTING)
+        if self._state is not CONNECTING:
+            self._expect("accept()", CONNECTING)
         if subprotocol is None:
             if self._subprotocols:
                 offered = self.request.subprotocols
@@ -136,12 +141,12 @@ class WebSocket:
         if headers is not None:
             message["headers"] = encode_headers(headers)
         await self._send(message)
-        self._state = State.ACCEPTED
+        self._state = ACCEPTED
         self.subprotocol = subprotocol
 
     async def deny(self, response: Response) -> None:
         """Refuse the handshake with exactly ``response`` (see ``tinyws.denial``)."""
-        self._expect("deny()", State.CONNECTING)
+        self._expect("deny()", CONNECTING)
         status = response.status
         body = b"" if status in NO_BODY else response.body
         await self._deny(status, denial_reason(response), response.raw_headers, body)
@@ -157,7 +162,7 @@ class WebSocket:
         if self._mode == "close":
             await self._accept_then_close(close_code(status), reason)
         elif self._extension:
-            self._state = State.DENIED
+            self._state = DENIED
             await self._send(
                 {"type": "websocket.http.response.start", "status": status, "headers": headers()}
             )
@@ -172,33 +177,33 @@ class WebSocket:
         Closing an already closed or denied WebSocket does nothing.
         """
         check_close_code(code)
-        if self._state is State.CONNECTING:
+        if self._state is CONNECTING:
             if self._mode == "close":
                 await self._accept_then_close(code, reason)
             else:
                 # ASGI: a close before accept is a refusal, which servers send as 403.
                 await self._close_before_accept(code, reason)
-        elif self._state is State.ACCEPTED:
-            self._state = State.CLOSED
+        elif self._state is ACCEPTED:
+            self._state = CLOSED
             self.close_code = code
             await self._send(
                 {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
             )
 
     async def _close_before_accept(self, code: int, reason: str) -> None:
-        self._state = State.DENIED
+        self._state = DENIED
         await self._send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
 
     async def _accept_then_close(self, code: int, reason: str) -> None:
         await self._send({"type": "websocket.accept"})
-        self._state = State.ACCEPTED
+        self._state = ACCEPTED
         await self.close(code, reason)
 
     # -- messages ----------------------------------------------------------
 
     async def receive(self) -> str | bytes:
         """The next message; raises ``WebSocketDisconnect`` once the peer has closed."""
-        self._expect("receive()", State.ACCEPTED)
+        self._expect("receive()", ACCEPTED)
         while True:
             message = await self._receive()
             kind = message["type"]
@@ -209,7 +214,7 @@ class WebSocket:
                 data: bytes = message.get("bytes") or b""
                 return data
             if kind == "websocket.disconnect":
-                self._state = State.CLOSED
+                self._state = CLOSED
                 self.close_code = message.get("code", 1005)
                 raise WebSocketDisconnect(self.close_code or 1005, message.get("reason") or "")
             # websocket.connect is not consumed before accept(): skipping it here saves a
@@ -231,7 +236,7 @@ class WebSocket:
         return json.loads(await self.receive())
 
     async def send(self, data: str | bytes) -> None:
-        self._expect("send()", State.ACCEPTED)
+        self._expect("send()", ACCEPTED)
         if isinstance(data, str):
             message: Message = {"type": "websocket.send", "text": data}
         elif isinstance(data, bytes | bytearray | memoryview):
@@ -242,7 +247,7 @@ class WebSocket:
             await self._send(message)
         except OSError:
             # ASGI servers raise an OSError once the peer is gone (spec 2.4).
-            self._state = State.CLOSED
+            self._state = CLOSED
             self.close_code = 1006
             raise WebSocketDisconnect(1006) from None
 
@@ -268,8 +273,8 @@ class WebSocket:
         A class iterator, not an async generator: asyncio tracks every async
         generator in a weak set, which costs more than the loop itself.
         """
-        if self._state is not State.ACCEPTED:
-            self._expect("receive()", State.ACCEPTED)
+        if self._state is not ACCEPTED:
+            self._expect("receive()", ACCEPTED)
         while True:
             message = await self._receive()
             kind = message["type"]
@@ -277,7 +282,7 @@ class WebSocket:
                 text: str | None = message.get("text")
                 return text if text is not None else (message.get("bytes") or b"")
             if kind == "websocket.disconnect":
-                self._state = State.CLOSED
+                self._state = CLOSED
                 self.close_code = message.get("code", 1005) or 1005
                 raise StopAsyncIteration
 
@@ -289,27 +294,27 @@ class WebSocket:
         Before ``accept()`` that is a denial; after it, a close with ``4000 + status``.
         """
         if isinstance(refusal, Response):
-            if self._state is State.CONNECTING:
+            if self._state is CONNECTING:
                 await self.deny(refusal)
-            elif self._state is State.ACCEPTED:
+            elif self._state is ACCEPTED:
                 await self._quietly_close(close_code(refusal.status), "")
-        elif self._state is State.CONNECTING and self._mode == "http":
+        elif self._state is CONNECTING and self._mode == "http":
             headers, body = error_denial(refusal)
             await self._deny(refusal.status, refusal.title, headers.copy, body)
-        elif self._state in (State.CONNECTING, State.ACCEPTED):
+        elif self._state in (CONNECTING, ACCEPTED):
             await self._quietly_close(close_code(refusal.status), refusal.title)
 
     async def crash(self) -> None:
-        if self._state is State.CONNECTING:
+        if self._state is CONNECTING:
             await self.deny(internal_error())
-        elif self._state is State.ACCEPTED:
+        elif self._state is ACCEPTED:
             await self._quietly_close(1011, "")
 
     async def finish(self) -> None:
         """The handler returned: an unanswered handshake is denied, an open socket closed."""
-        if self._state is State.CONNECTING:
+        if self._state is CONNECTING:
             await self.refuse(HTTPError(403))
-        elif self._state is State.ACCEPTED:
+        elif self._state is ACCEPTED:
             await self._quietly_close(1000, "")
 
     async def _quietly_close(self, code: int, reason: str) -> None:
@@ -317,7 +322,7 @@ class WebSocket:
         try:
             await self.close(code, reason)
         except OSError:
-            self._state = State.CLOSED
+            self._state = CLOSED
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path} {self._state.value}>"

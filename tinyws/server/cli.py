@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from tinyws.server.config import BACKENDS, LIFESPAN_MODES, LOG_LEVELS, Config
+from tinyws.server.config import BACKENDS, LIFESPAN_MODES, LOG_LEVELS, LOOPS, Config
 from tinyws.server.errors import StartupFailed
 
 _DEFAULTS = Config()
@@ -17,7 +17,15 @@ _DEFAULTS = Config()
 
 def main(argv: list[str]) -> int:
     """Entry point of `tinyws serve`; returns the process exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    options = {key: value for key, value in vars(args).items() if key != "app"}
+    try:
+        Config(**options)
+    except ValueError as exc:  # a bad combination, such as --backend trio --loop uvloop
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"tinyws serve: {exc}\n")
+        return 2
     try:
         app = load_app(args.app)
     except (ImportError, AttributeError, ValueError) as exc:
@@ -25,7 +33,6 @@ def main(argv: list[str]) -> int:
         return 2
     from tinyws.server.server import serve
 
-    options = {key: value for key, value in vars(args).items() if key != "app"}
     # A process manager often repeats SIGTERM while the server winds down; after
     # the first one this process is already stopping, so later ones must not
     # kill it half-way (with a non-zero status) once serve() has returned.
@@ -62,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=_DEFAULTS.host, help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=_DEFAULTS.port, help="(default %(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default=_DEFAULTS.backend)
+    p.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=_DEFAULTS.loop,
+        help="event loop on asyncio; auto: uvloop when installed (default %(default)s)",
+    )
     p.add_argument("--lifespan", choices=LIFESPAN_MODES, default=_DEFAULTS.lifespan)
     p.add_argument("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
     p.add_argument("--root-path", default=_DEFAULTS.root_path, help="mount point behind a proxy")

@@ -9,9 +9,11 @@ from `serve()` keyword arguments or the command line. A limit of `None`
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
 
 BACKENDS = ("asyncio", "trio")
+LOOPS = ("auto", "asyncio", "uvloop")
 LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -23,6 +25,9 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     backend: str = "asyncio"
+    #: The event loop under the asyncio backend: "uvloop", asyncio's own
+    #: ("asyncio"), or "auto": uvloop when it is installed.
+    loop: str = "auto"
     lifespan: str = "auto"
     log_level: str = "info"
     root_path: str = ""
@@ -58,6 +63,7 @@ class Config:
 
     def __post_init__(self) -> None:
         _choice("backend", self.backend, BACKENDS)
+        _check_loop(self.loop, self.backend)
         _choice("lifespan", self.lifespan, LIFESPAN_MODES)
         _choice("log_level", self.log_level, LOG_LEVELS)
         if self.root_path.endswith("/"):
@@ -80,6 +86,14 @@ class Config:
     def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def event_loop(self) -> str:
+        """The loop `serve()` runs: "uvloop", "asyncio" or "trio"."""
+        if self.backend == "trio":
+            return "trio"
+        if self.loop == "auto":
+            return "uvloop" if uvloop_installed() else "asyncio"
+        return self.loop
 
     def limits(self) -> Limits:
         """The part of the settings the sans-IO connection core needs."""
@@ -110,6 +124,24 @@ class Limits:
         self.max_message = max_message
         self.deflate = deflate
         self.root_path = root_path
+
+
+def uvloop_installed() -> bool:
+    """True when uvloop imports (it is an optional extra, never required)."""
+    try:
+        importlib.import_module("uvloop")
+    except ImportError:
+        return False
+    return True
+
+
+def _check_loop(loop: str, backend: str) -> None:
+    _choice("loop", loop, LOOPS)
+    if loop == "uvloop":
+        if backend != "asyncio":
+            raise ValueError(f"loop 'uvloop' needs the asyncio backend, not {backend}")
+        if not uvloop_installed():
+            raise ValueError("loop 'uvloop' needs uvloop: pip install 'tinyws[fast]'")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ is left, and run lifespan shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -87,7 +88,9 @@ class Server:
             state = lifespan.state if lifespan.supported else None
             self._hub = Hub(self.app, config, state)
             self.port = listener.getsockname()[1]
-            logger.info("serving on http://%s:%d", _show(config.host), self.port)
+            logger.info(
+                "serving on http://%s:%d (%s)", _show(config.host), self.port, running_loop()
+            )
             task_status.started(self.port)
             await self._serve(listener, self._hub)
         finally:
@@ -153,8 +156,10 @@ def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
     config = Config(host=host, port=port, **options)
     configure_logging(config.log_level, config.access_log)
     server = Server(app, config)
+    loop = config.event_loop()
+    options = {"use_uvloop": True} if loop == "uvloop" else {}
     with _signals_ignored_outside_the_loop():
-        anyio.run(server.run_until_signal, backend=config.backend)
+        anyio.run(server.run_until_signal, backend=config.backend, backend_options=options)
 
 
 @contextlib.contextmanager
@@ -172,6 +177,15 @@ def _signals_ignored_outside_the_loop() -> Iterator[None]:
     finally:
         for signum, handler in zip(signums, previous, strict=True):
             signal.signal(signum, handler)
+
+
+def running_loop() -> str:
+    """What runs this server: "asyncio", "asyncio + uvloop" or "trio"."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "asyncio + uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def configure_logging(level: str, access_log: bool = False) -> None:

@@ -199,13 +199,35 @@ async def test_iteration_records_the_peers_close_code_and_refuses_a_closed_socke
         await ws.accept()
         async for _ in ws:
             pass
-        seen.extend([ws.close_code, ws.closed])
+        seen.extend([ws.close_code, ws.close_reason, ws.closed])
         with pytest.raises(WebSocketStateError, match="but it is CLOSED"):
             async for _ in ws:
                 pass
 
-    await run(handler, {"type": "websocket.disconnect", "code": 4321})
-    assert seen == [4321, True]
+    await run(handler, {"type": "websocket.disconnect", "code": 4321, "reason": "done"})
+    assert seen == [4321, "done", True]
+
+
+@pytest.mark.parametrize(
+    ("disconnect", "code", "reason"),
+    [
+        ({"type": "websocket.disconnect", "code": 4001, "reason": "bye"}, 4001, "bye"),
+        ({"type": "websocket.disconnect"}, 1005, ""),
+    ],
+)
+async def test_receive_raises_the_peers_close_code_and_reason(
+    disconnect: Message, code: int, reason: str
+) -> None:
+    raised: list[tuple[int, str, int | None, str]] = []
+
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        with pytest.raises(WebSocketDisconnect) as info:
+            await ws.receive_text()
+        raised.append((info.value.code, info.value.reason, ws.close_code, ws.close_reason))
+
+    await run(handler, disconnect)
+    assert raised == [(code, reason, code, reason)]
 
 
 async def test_send_after_the_peer_left_is_a_disconnect() -> None:

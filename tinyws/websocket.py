@@ -65,6 +65,7 @@ class WebSocket:
         "_state",
         "_subprotocols",
         "close_code",
+        "close_reason",
         "default_mode",
         "request",
         "subprotocol",
@@ -81,6 +82,7 @@ class WebSocket:
         self._mode = mode if mode != "auto" else self._resolve(mode)
         self.subprotocol: str | None = None
         self.close_code: int | None = None
+        self.close_reason = ""
 
     def use_route(self, mode: DenialMode, subprotocols: Sequence[str]) -> None:
         self._mode = self._resolve(mode)
@@ -203,22 +205,10 @@ class WebSocket:
 
     async def receive(self) -> str | bytes:
         """The next message; raises ``WebSocketDisconnect`` once the peer has closed."""
-        self._expect("receive()", ACCEPTED)
-        while True:
-            message = await self._receive()
-            kind = message["type"]
-            if kind == "websocket.receive":
-                text: str | None = message.get("text")
-                if text is not None:
-                    return text
-                data: bytes = message.get("bytes") or b""
-                return data
-            if kind == "websocket.disconnect":
-                self._state = CLOSED
-                self.close_code = message.get("code", 1005)
-                raise WebSocketDisconnect(self.close_code or 1005, message.get("reason") or "")
-            # websocket.connect is not consumed before accept(): skipping it here saves a
-            # round trip through the server's queue on every handshake.
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise WebSocketDisconnect(self.close_code or 1005, self.close_reason) from None
 
     async def receive_text(self) -> str:
         message = await self.receive()
@@ -283,8 +273,11 @@ class WebSocket:
                 return text if text is not None else (message.get("bytes") or b"")
             if kind == "websocket.disconnect":
                 self._state = CLOSED
-                self.close_code = message.get("code", 1005) or 1005
+                self.close_code = message.get("code") or 1005
+                self.close_reason = message.get("reason") or ""
                 raise StopAsyncIteration
+            # websocket.connect is not consumed before accept(): skipping it here saves a
+            # round trip through the server's queue on every handshake.
 
     # -- endings, decided by the app's pipeline --------------------------------
 

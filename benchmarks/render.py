@@ -77,6 +77,56 @@ class Meta:
 
 
 @dataclass(frozen=True)
+class SocketFree:
+    """The JSON reports of ``core.py`` and ``app_overhead.py`` (None: not run)."""
+
+    core: dict[str, Any] | None
+    apps: dict[str, Any] | None
+    commands: list[str]
+
+
+def socket_free_section(found: SocketFree) -> list[str]:
+    parts = [
+        "",
+        "## Without sockets",
+        "",
+        "The same handshakes with no network, kernel or client, each pinned to CPU 0: the "
+        "figures move only when the code does. "
+        + " and ".join(f"`{command}`" for command in found.commands),
+    ]
+    if found.core is not None:
+        parts += [
+            "",
+            "The built-in server's sans-IO core (`benchmarks/core.py`): bytes of a whole "
+            "exchange in, bytes out, the app's part played by plain ASGI messages.",
+            "",
+            "| exchange | min µs | median µs |",
+            "|---|--:|--:|",
+        ]
+        for name, result in found.core["results"].items():
+            parts.append(f"| {name} | {result['min_us']:.2f} | {result['median_us']:.2f} |")
+    if found.apps is not None:
+        parts += [
+            "",
+            "Each framework's own work per handshake (`benchmarks/app_overhead.py`): the app "
+            "called as a server calls it, one asyncio loop, the fastest of "
+            f"{found.apps['repeats']} samples of {found.apps['n']} handshakes.",
+            "",
+            "| app | accept µs | reject µs | accept over raw | reject over raw |",
+            "|---|--:|--:|--:|--:|",
+        ]
+        timed: dict[str, dict[str, float]] = found.apps["us"]
+        raw = timed.get("raw")
+        for name, by_path in timed.items():
+            cells = [f"{by_path[path]:.2f}" for path in ("accept", "reject")]
+            over = [
+                f"{by_path[path] - raw[path]:+.2f}" if raw else "—" for path in ("accept", "reject")
+            ]
+            parts.append(f"| {name} | {' | '.join(cells)} | {' | '.join(over)} |")
+    return parts
+
+
+@dataclass(frozen=True)
 class Row:
     cpu_us: float
     rate: float
@@ -398,6 +448,7 @@ def document(
     meta: Meta,
     *,
     memory: list[Memory] | None = None,
+    socket_free: SocketFree | None = None,
 ) -> str:
     rows = medians(runs)
     memory = memory or []
@@ -465,6 +516,8 @@ def document(
             "",
             *memory_table(memory),
         ]
+    if socket_free is not None:
+        parts += socket_free_section(socket_free)
     parts += [
         "",
         "## Framework overhead: server CPU against raw ASGI on the same server",
@@ -494,7 +547,8 @@ def write(
     meta: Meta,
     *,
     memory: list[Memory] | None = None,
+    socket_free: SocketFree | None = None,
 ) -> None:
-    text = document(runs, skipped, failures, meta, memory=memory)
+    text = document(runs, skipped, failures, meta, memory=memory, socket_free=socket_free)
     (out / "benchmarks.md").write_text(text, encoding="utf-8")
     (out / "benchmarks.svg").write_text(chart(medians(runs)), encoding="utf-8")

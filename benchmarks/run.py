@@ -61,6 +61,7 @@ class Outcome:
     skipped: dict[str, str] = field(default_factory=dict)  # label -> why
     failures: list[str] = field(default_factory=list)
     memory: list[render.Memory] = field(default_factory=list)
+    socket_free: render.SocketFree | None = None
 
 
 def bench(port: int, path: str, n: int, c: int, opts: argparse.Namespace) -> dict[str, Any]:
@@ -174,6 +175,36 @@ def run_memory(outcome: Outcome, opts: argparse.Namespace) -> None:
     outcome.failures += failures
 
 
+# The socket-free benchmarks, and their arguments in a full run and in a smoke run.
+SOCKET_FREE: dict[str, tuple[str, list[str], list[str]]] = {
+    "core": ("core.py", [], ["-n", "50", "--repeats", "1"]),
+    "apps": ("app_overhead.py", [], ["-n", "50", "--repeats", "1", "--apps", "raw,tinyws"]),
+}
+
+
+def run_socket_free(outcome: Outcome, opts: argparse.Namespace) -> None:
+    """The server's sans-IO core and each framework's own work, no sockets, on CPU 0."""
+    reports: dict[str, Any] = {}
+    commands: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="tinyws-socket-free-") as tmp:
+        for name, (script, full, smoke) in SOCKET_FREE.items():
+            report = Path(tmp, f"{name}.json")
+            args = [str(Path(__file__).resolve().parent / script), *(smoke if opts.smoke else full)]
+            commands.append(" ".join(["python", f"benchmarks/{script}", *args[1:]]))
+            done = subprocess.run(
+                harness.pinned(0, [sys.executable, *args, "--json", str(report)], opts.taskset),
+                capture_output=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0 or not report.exists():
+                tail = done.stderr.decode(errors="replace")[-800:]
+                outcome.failures.append(f"{script} exited {done.returncode}: {tail}")
+                continue
+            reports[name] = json.loads(report.read_text())
+    outcome.socket_free = render.SocketFree(reports.get("core"), reports.get("apps"), commands)
+
+
 def concurrency_list(text: str) -> list[int]:
     try:
         return [int(item) for item in text.split(",") if item.strip()]
@@ -216,6 +247,11 @@ def make_parser() -> argparse.ArgumentParser:
         default=list(idle_memory.DEFAULT_SERVERS),
         help=f"(default {','.join(idle_memory.DEFAULT_SERVERS)})",
     )
+    add(
+        "--no-socket-free",
+        action="store_true",
+        help="skip the socket-free benchmarks (core.py, app_overhead.py)",
+    )
     add("--out", default="docs", help="directory for benchmarks.md and benchmarks.svg")
     add("--raw", metavar="FILE", help="also write every measured run as JSON")
     add("--smoke", action="store_true", help="one quick round of a few targets into a temp dir")
@@ -247,6 +283,8 @@ def main(argv: list[str]) -> int:
     outcome = run_suite(select_targets(opts), opts)
     if not opts.no_memory:
         run_memory(outcome, opts)
+    if not opts.no_socket_free:
+        run_socket_free(outcome, opts)
     servers = set(opts.servers) | (set() if opts.no_memory else set(opts.memory_servers))
     meta = render.Meta(
         shown_command(argv),
@@ -259,7 +297,15 @@ def main(argv: list[str]) -> int:
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    render.write(out, outcome.runs, outcome.skipped, outcome.failures, meta, memory=outcome.memory)
+    render.write(
+        out,
+        outcome.runs,
+        outcome.skipped,
+        outcome.failures,
+        meta,
+        memory=outcome.memory,
+        socket_free=outcome.socket_free,
+    )
     if opts.raw:
         Path(opts.raw).write_text(json.dumps([r.__dict__ for r in outcome.runs], indent=1))
     print(f"wrote {out / 'benchmarks.md'} in {time.monotonic() - started:.0f} s", file=sys.stderr)

@@ -177,6 +177,24 @@ def test_document_has_targets_and_memory() -> None:
     assert "- tinyws: asyncio" in text
 
 
+def test_document_has_the_socket_free_tables() -> None:
+    core = {"results": {"accept": {"min_us": 30.0, "median_us": 31.5}}}
+    apps = {
+        "n": 50,
+        "repeats": 3,
+        "us": {"raw": {"accept": 2.0, "reject": 1.5}, "tinyws": {"accept": 5.25, "reject": 4.0}},
+    }
+    found = render.SocketFree(core, apps, ["python benchmarks/core.py"])
+    meta = render.Meta("python benchmarks/run.py", True, 1, 10)
+    text = render.document([], {}, [], meta, socket_free=found)
+    assert "## Without sockets" in text
+    assert "| accept | 30.00 | 31.50 |" in text
+    assert "| tinyws | 5.25 | 4.00 | +3.25 | +2.50 |" in text
+    assert "fastest of 3 samples of 50 handshakes" in text
+    missing = render.SocketFree(None, None, [])
+    assert "| exchange |" not in render.document([], {}, [], meta, socket_free=missing)
+
+
 def test_check_head() -> None:
     key = b"dGhlIHNhbXBsZSBub25jZQ=="
     good = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: "

@@ -24,11 +24,17 @@ from typing import Any
 Headers = list[tuple[bytes, bytes]]
 
 _REQUEST_LINE = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
-# A token name, then a value made of anything but control characters (HTAB
-# allowed); CR and LF are control characters, so a bare one sends the head to h11.
-_HEADER_LINE = re.compile(
-    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*"
+# One header line: a token name, then a value of anything but control
+# characters (HTAB allowed) that starts and ends with a visible character, so
+# that the optional whitespace around it is never ambiguous (an ambiguous
+# split made the match quadratic in a run of spaces inside a value). CR and
+# LF are control characters: a bare one sends the head to h11.
+_FIELD = (
+    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*"
+    rb"((?:[^\x00-\x20\x7f](?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)?)[ \t]*\r\n"
 )
+_HEADER_LINE = re.compile(_FIELD)
+_HEADER_BLOCK = re.compile(b"(?:" + _FIELD + b")*")
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
@@ -61,25 +67,25 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
     Returns None whenever the head is not the plain kind (or not a WebSocket
     upgrade), so that h11 decides.
     """
-    lines = head.split(b"\r\n")
-    match = _REQUEST_LINE.fullmatch(lines[0])
+    line_end = head.find(b"\r\n")
+    match = _REQUEST_LINE.fullmatch(head, 0, line_end) if line_end > 0 else None
     if match is None:
+        return None
+    block = head[line_end + 2 :] + b"\r\n"
+    if _HEADER_BLOCK.fullmatch(block) is None:
         return None
     headers: Headers = []
     hosts = 0
     upgrade = False
-    for line in lines[1:]:
-        field = _HEADER_LINE.fullmatch(line)
-        if field is None:
-            return None
-        name = field[1].lower()
+    for raw_name, value in _HEADER_LINE.findall(block):
+        name = raw_name.lower()
         if name == b"host":
             hosts += 1
         elif name == b"upgrade":
-            upgrade = upgrade or b"websocket" in _tokens(field[2])
-        elif name in (b"content-length", b"transfer-encoding"):
+            upgrade = upgrade or b"websocket" in _tokens(value)
+        elif name in _BODY_HEADERS:
             return None
-        headers.append((name, field[2]))
+        headers.append((name, value))
     if hosts != 1 or not upgrade:
         return None
     return RequestHead(b"GET", match[1], b"1.1", headers)
@@ -211,6 +217,7 @@ def _valid_key(key: bytes) -> bool:
 
 
 _FRAMING = (b"content-length", b"transfer-encoding", b"connection")
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
 _date_cache: list[int | bytes] = [0, b""]
 _ACCEPT_HEAD = (
     b"HTTP/1.1 101 Switching Protocols\r\n"

@@ -331,6 +331,22 @@ def targets_table(rows: dict[Key, Row], memory: list[Memory]) -> list[str]:
     return lines
 
 
+def spread_note(runs: list[Run]) -> str:
+    """How far one target's rounds lie apart: the scale at which a ratio means something."""
+    groups: dict[Key, list[float]] = defaultdict(list)
+    for run in runs:
+        groups[(run.server, run.app, run.path, run.concurrency)].append(run.cpu_us)
+    spreads = [max(v) / min(v) - 1 for v in groups.values() if len(v) > 1 and min(v) > 0]
+    if not spreads:
+        return ""
+    return (
+        "Between rounds (each a fresh server process), one target's CPU per handshake "
+        f"varied by {statistics.median(spreads):.0%} in the median case (max over min, "
+        f"{len(spreads)} targets): ratios nearer to 1 than that are within this machine's "
+        "noise."
+    )
+
+
 def peer_ranges(rows: dict[Key, Row]) -> list[str]:
     """Each framework's server CPU against raw: the range over the servers measured."""
     columns = sorted({(path, c) for _, _, path, c in rows})
@@ -496,6 +512,8 @@ def document(
         f"C={target_concurrency(rows)} (C=1 in parentheses, not judged).",
         "",
         *targets_table(rows, memory),
+        "",
+        spread_note(runs),
         "",
         "Peer frameworks against raw ASGI on the same server, server CPU, the range over "
         "the servers measured (reported, not a target; the issue's reference has every "

@@ -269,8 +269,9 @@ def apply_smoke(opts: argparse.Namespace) -> None:
 
 
 def shown_command(argv: list[str]) -> str:
-    """The command line for the report, without ``--raw FILE``."""
-    shown = [a for i, a in enumerate(argv) if "--raw" not in (a, argv[i - 1] if i else "")]
+    """The command line for the report, without where it wrote (``--raw``, ``--out``)."""
+    hidden = ("--raw", "--out")
+    shown = [a for i, a in enumerate(argv) if not {a, argv[i - 1] if i else ""} & set(hidden)]
     return " ".join(["python benchmarks/run.py", *shown])
 
 

@@ -262,3 +262,20 @@ def test_a_tinyws_without_the_loop_option(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(harness, "tinyws_has_loop_flag", lambda: True)
     args = harness.SERVERS["tinyws"].command("raw:app", 1, harness.Launch())
     assert args[args.index("--loop") + 1] == "asyncio"
+
+
+def test_spread_note_gives_the_median_round_to_round_spread() -> None:
+    def run(app: str, rnd: int, cpu: float) -> render.Run:
+        return render.Run("tinyws", app, "accept", 32, rnd, 100, cpu, 1.0, 1.0, 1.0, "")
+
+    runs = [run("raw", 0, 100.0), run("raw", 1, 110.0), run("tinyws", 0, 100.0)]
+    runs += [run("tinyws", 1, 130.0), run("tinyws", 2, 120.0)]
+    note = render.spread_note(runs)
+    assert "varied by 20% in the median case" in note
+    assert "2 targets" in note
+    assert render.spread_note(runs[:1]) == ""
+
+
+def test_the_shown_command_leaves_out_where_it_wrote() -> None:
+    argv = ["--rounds", "5", "--out", "somewhere", "--raw", "runs.json", "-n", "100"]
+    assert run.shown_command(argv) == "python benchmarks/run.py --rounds 5 -n 100"

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.scripts import load_benchmark
 from tinyws.types import Message, Receive, Scope, Send
-
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "app_overhead.py"
 
 
 @pytest.fixture(scope="module")
 def overhead() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_app_overhead", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("app_overhead")
 
 
 def test_times_raw_and_tinyws_and_writes_json(

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "core.py"
+from tests.scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def core() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_core", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("core")
 
 
 def test_runs_every_scenario_and_writes_json(

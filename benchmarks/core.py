@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 
 from tinyws.server.config import Limits
-from tinyws.server.connection import ServerConnection, State
+from tinyws.server.connection import Phase, ServerConnection
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLIENT = ("127.0.0.1", 50000)
@@ -82,8 +82,8 @@ def accept(request: bytes) -> tuple[bytes, bytes]:
     conn.receive_data(CLOSE_1000_MASKED)
     message = conn.ws_receive()
     closed = conn.take_output()
-    if message is None or message["code"] != 1000 or conn.state is not State.CLOSED:
-        raise CoreBroken(f"accept: the client's close ended as {message}, {conn.state}")
+    if message is None or message["code"] != 1000 or conn.phase is not Phase.CLOSED:
+        raise CoreBroken(f"accept: the client's close ended as {message}, {conn.phase}")
     return opened, closed
 
 
@@ -94,8 +94,8 @@ def reject(request: bytes) -> tuple[bytes, bytes]:
     conn.ws_receive()
     conn.ws_send(DENIAL_START)
     conn.ws_send(DENIAL_END)
-    if conn.state is not State.CLOSED:
-        raise CoreBroken(f"reject: the denial left the connection {conn.state}")
+    if conn.phase is not Phase.CLOSED:
+        raise CoreBroken(f"reject: the denial left the connection {conn.phase}")
     return conn.take_output(), b""
 
 
@@ -106,8 +106,8 @@ def http(request: bytes) -> tuple[bytes, bytes]:
     conn.http_send(RESPONSE_START)
     conn.http_send(RESPONSE_BODY)
     conn.http_finish(False)
-    if conn.state is not State.IDLE:
-        raise CoreBroken(f"http: keep-alive expected, the connection is {conn.state}")
+    if conn.phase is not Phase.IDLE:
+        raise CoreBroken(f"http: keep-alive expected, the connection is {conn.phase}")
     return conn.take_output(), b""
 
 

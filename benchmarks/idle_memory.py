@@ -36,7 +36,7 @@ from typing import cast
 import harness
 import render
 
-from tinyws.bench.exchange import accept_for
+from tinyws.bench.client_handshake import accept_for
 
 DEFAULT_SERVERS = (
     "tinyws",

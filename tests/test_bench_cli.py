@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tinyws.bench import cli, report, runner
-from tinyws.bench.exchange import Target
+from tinyws.bench.client_handshake import Target
 
 TARGET = Target(2, ("127.0.0.1", 9), b"", b"", frozenset())
 

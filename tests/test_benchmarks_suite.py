@@ -19,7 +19,7 @@ import idle_memory  # noqa: E402
 import render  # noqa: E402
 import run  # noqa: E402
 
-from tinyws.bench.exchange import accept_for  # noqa: E402
+from tinyws.bench.client_handshake import accept_for  # noqa: E402
 
 
 def fake_process(
@@ -192,7 +192,7 @@ def test_document_has_the_socket_free_tables() -> None:
     assert "| tinyws | 5.25 | 4.00 | +3.25 | +2.50 |" in text
     assert "fastest of 3 samples of 50 handshakes" in text
     missing = render.SocketFree(None, None, [])
-    assert "| exchange |" not in render.document([], {}, [], meta, socket_free=missing)
+    assert "| handshake |" not in render.document([], {}, [], meta, socket_free=missing)
 
 
 def test_check_head() -> None:

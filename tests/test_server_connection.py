@@ -14,10 +14,10 @@ from wsproto.events import (
     TextMessage,
 )
 
+from tinyws.errors import ASGIProtocolError, ClientDisconnect
 from tinyws.server.config import Limits
-from tinyws.server.connection import ServerConnection, State
-from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
-from tinyws.server.handshake import Offer, check_upgrade, parse_plain_head
+from tinyws.server.connection import Phase, ServerConnection
+from tinyws.server.heads import Offer, check_upgrade, parse_plain_head
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # the example key of RFC 6455 §1.3
 UPGRADE = (
@@ -31,9 +31,9 @@ def connection(**limits: object) -> ServerConnection:
     return ServerConnection(Limits(**limits), ("127.0.0.1", 5000), ("127.0.0.1", 80))  # type: ignore[arg-type]
 
 
-def state_of(conn: ServerConnection) -> State:
+def state_of(conn: ServerConnection) -> Phase:
     """Read the state through a call, so mypy does not narrow it between steps."""
-    return conn.state
+    return conn.phase
 
 
 def fed(data: bytes, **limits: object) -> ServerConnection:
@@ -112,7 +112,7 @@ def test_upgrade_validation() -> None:
 def test_invalid_key_is_400(key: bytes) -> None:
     conn = fed(UPGRADE.replace(KEY, key))
     assert conn.next_request() is None
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     assert conn.take_output().startswith(b"HTTP/1.1 400 ")
 
 
@@ -135,7 +135,7 @@ def test_http_cycle_and_keep_alive() -> None:
     assert b"content-length: 2\r\n" in out
     assert out.endswith(b"\r\n\r\nhi")
     conn.http_finish(failed=False)
-    assert state_of(conn) is State.IDLE
+    assert state_of(conn) is Phase.IDLE
     scope = conn.next_request()
     assert scope is not None
     assert scope["path"] == "/next"
@@ -151,7 +151,7 @@ def test_responses_without_body(method: bytes, status: int) -> None:
     assert out.endswith(b"\r\n\r\n")
     assert (b"content-length" in out) is (status == 200)
     conn.http_finish(failed=False)
-    assert state_of(conn) is State.IDLE
+    assert state_of(conn) is Phase.IDLE
 
 
 def test_chunked_request_body_in_pieces() -> None:
@@ -189,7 +189,7 @@ def test_expect_100_continue_written_when_body_is_read() -> None:
 def test_refused_heads(data: bytes, status: bytes) -> None:
     conn = fed(data, max_header=100, max_body=10)
     assert conn.next_request() is None
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     out = conn.take_output()
     assert out.startswith(b"HTTP/1.1 " + status + b" ")
     assert b"connection: close\r\n" in out
@@ -208,16 +208,16 @@ def test_broken_chunked_body_is_400() -> None:
     assert conn.http_receive() == {"type": "http.disconnect"}
     conn.http_finish(failed=False)
     assert conn.take_output().startswith(b"HTTP/1.1 400 ")
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
 
 
 def test_partial_head_waits_then_eof_closes_quietly() -> None:
     conn = fed(b"GET / HTT")
     assert conn.next_request() is None
-    assert state_of(conn) is State.IDLE
+    assert state_of(conn) is Phase.IDLE
     conn.receive_data(b"")
     assert conn.next_request() is None
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     assert conn.output == b""
 
 
@@ -226,13 +226,13 @@ def test_app_without_response_gets_500_and_close() -> None:
     assert conn.next_request() is not None
     conn.http_finish(failed=True)
     assert conn.take_output().startswith(b"HTTP/1.1 500 ")
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
 
 
 def test_http_misuse_is_reported() -> None:
     conn = fed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert conn.next_request() is not None
-    with pytest.raises(ProtocolMisuse, match=r"expected http\.response\.start"):
+    with pytest.raises(ASGIProtocolError, match=r"expected http\.response\.start"):
         conn.http_send({"type": "http.response.body", "body": b""})
     with pytest.raises(ValueError, match="invalid response header"):
         conn.http_send(
@@ -287,7 +287,7 @@ def test_ping_answered_and_close_handshake() -> None:
     conn.receive_data(client.send(CloseConnection(code=4000, reason="bye")))
     message = conn.ws_receive()
     assert message == {"type": "websocket.disconnect", "code": 4000, "reason": "bye"}
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     client.receive_data(conn.take_output())
     assert isinstance(next(client.events()), CloseConnection)
 
@@ -306,7 +306,7 @@ def test_bad_frames_fail_the_connection(frame: bytes, code: int) -> None:
     message = conn.ws_receive()
     assert message is not None
     assert message["code"] == code
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     client.receive_data(conn.take_output())
     close = next(client.events())
     assert isinstance(close, CloseConnection)
@@ -340,11 +340,11 @@ def test_first_frame_close_is_echoed(payload: bytes, code: int, reason: str) -> 
     conn, client = accepted()
     conn.receive_data(masked_close(payload))
     assert conn.ws_receive() == {"type": "websocket.disconnect", "code": code, "reason": reason}
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     assert conn.linger is False
     close = client_sees(conn, client)
     assert (close.code, close.reason) == (code, reason)
-    with pytest.raises(ClientDisconnected):
+    with pytest.raises(ClientDisconnect):
         conn.ws_send({"type": "websocket.send", "text": "late"})
 
 
@@ -369,7 +369,7 @@ def test_first_frame_bad_close_fails(frame: bytes, code: int) -> None:
     message = conn.ws_receive()
     assert message is not None
     assert message["code"] == code
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
     assert client_sees(conn, client).code == code
 
 
@@ -404,13 +404,13 @@ def test_message_over_limit_closes_1009() -> None:
 def test_app_close_then_client_reply() -> None:
     conn, client = accepted()
     conn.ws_send({"type": "websocket.close", "code": 1000, "reason": "done"})
-    assert state_of(conn) is State.CLOSING
+    assert state_of(conn) is Phase.CLOSING
     client.receive_data(conn.take_output())
     close = next(client.events())
     assert isinstance(close, CloseConnection)
     conn.receive_data(client.send(close.response()))
     assert conn.ws_receive() is not None
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
 
 
 def test_denial_response() -> None:
@@ -423,7 +423,7 @@ def test_denial_response() -> None:
             "headers": [(b"content-type", b"text/plain"), (b"content-length", b"999")],
         }
     )
-    assert state_of(conn) is State.DENYING
+    assert state_of(conn) is Phase.DENYING
     conn.ws_send({"type": "websocket.http.response.body", "body": b"no", "more_body": True})
     assert conn.output == b""
     conn.ws_send({"type": "websocket.http.response.body", "body": b"pe"})
@@ -432,7 +432,7 @@ def test_denial_response() -> None:
     assert b"content-length: 4\r\n" in out  # the server frames the body itself
     assert b"999" not in out
     assert out.endswith(b"\r\n\r\nnope")
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
 
 
 @pytest.mark.parametrize(
@@ -445,13 +445,13 @@ def test_handshake_endings(action: str, status: bytes) -> None:
         conn.ws_send({"type": "websocket.close", "code": 1000})
     conn.ws_finish(failed=action == "raise")
     assert conn.take_output().startswith(b"HTTP/1.1 " + status + b" ")
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
 
 
 def test_crash_after_accept_closes_1011() -> None:
     conn, client = accepted()
     conn.ws_finish(failed=True)
-    assert state_of(conn) is State.CLOSING
+    assert state_of(conn) is Phase.CLOSING
     client.receive_data(conn.take_output())
     close = next(client.events())
     assert isinstance(close, CloseConnection)
@@ -461,7 +461,7 @@ def test_crash_after_accept_closes_1011() -> None:
 def test_websocket_misuse_is_reported() -> None:
     conn = fed(UPGRADE)
     assert conn.next_request() is not None
-    with pytest.raises(ProtocolMisuse, match=r"expected websocket\.accept"):
+    with pytest.raises(ASGIProtocolError, match=r"expected websocket\.accept"):
         conn.ws_send({"type": "websocket.send", "text": "too early"})
 
 
@@ -473,13 +473,13 @@ def test_flood_before_accept_is_dropped() -> None:
     message = conn.ws_receive()
     assert message is not None
     assert message["code"] == 1006
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED
 
 
 def test_send_after_the_client_vanished_raises() -> None:
     conn, _ = accepted()
     conn.receive_data(b"")  # TCP closed without a close frame
-    with pytest.raises(ClientDisconnected):
+    with pytest.raises(ClientDisconnect):
         conn.ws_send({"type": "websocket.send", "text": "anyone?"})
     assert conn.ws_receive() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-    assert state_of(conn) is State.CLOSED
+    assert state_of(conn) is Phase.CLOSED

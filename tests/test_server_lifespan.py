@@ -13,7 +13,8 @@ import anyio
 import pytest
 
 from tests.server_helpers import exchange, read_until_close, running, upgrade_head
-from tinyws.server import Server, StartupFailed
+from tinyws.errors import LifespanError
+from tinyws.server import Server
 from tinyws.types import Message, Receive, Scope, Send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ async def test_startup_state_and_shutdown() -> None:
 @pytest.mark.parametrize("mode", ["on", "auto"])
 async def test_startup_failure_raises(mode: str) -> None:
     server = Server(lifespan_app([], fail="no database"), port=0, lifespan=mode)
-    with pytest.raises(StartupFailed, match="no database"):
+    with pytest.raises(LifespanError, match="no database"):
         await server.run()
 
 
@@ -79,7 +80,7 @@ async def test_auto_mode_tolerates_apps_without_lifespan() -> None:
 
 @pytest.mark.anyio
 async def test_on_mode_requires_lifespan() -> None:
-    with pytest.raises(StartupFailed):
+    with pytest.raises(LifespanError):
         await Server(http_only, port=0, lifespan="on").run()
 
 

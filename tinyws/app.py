@@ -8,15 +8,15 @@ from typing import Any, TypeVar
 
 from tinyws.concurrency import inline, threaded
 from tinyws.denial import DenialMode, check_mode, internal_error
-from tinyws.exchange import Exchange, HTTPRoute
 from tinyws.guards import Guard, resolve_guards
-from tinyws.handshake import WEBSOCKET, WebSocketRoute, run_websocket
+from tinyws.http_pipeline import HTTPPipeline, HTTPRoute
 from tinyws.lifespan import Lifespan, LifespanContext
 from tinyws.middleware import Chain
 from tinyws.request import Request
 from tinyws.routing import Table
 from tinyws.types import Receive, Scope, Send
 from tinyws.websocket import WebSocket
+from tinyws.ws_pipeline import WEBSOCKET, WebSocketRoute, run_websocket
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +62,7 @@ class App:
             ws = WebSocket(req, receive, send, self.denial)
             await run_websocket(ws, self._chain, self._websockets, reraise)
         elif kind == "http":
-            exchange = Exchange(req, self._chain, self._http)
+            exchange = HTTPPipeline(req, self._chain, self._http)
             await exchange.run(send)
             if reraise and exchange.crash is not None:
                 raise exchange.crash

@@ -64,7 +64,12 @@ class WebSocketDisconnect(ConnectionError):
 
 
 class ClientDisconnect(ConnectionError):
-    """Raised by ``await req.body()`` when the client left before sending it all."""
+    """Raised when the client has gone away before the app was done with it.
+
+    ``await req.body()`` raises it when the body was cut short; servers (the
+    built-in one and the test client) raise it from the ASGI ``send`` once the
+    client is gone, which ASGI asks to be an ``OSError``.
+    """
 
 
 class WebSocketStateError(RuntimeError):
@@ -77,10 +82,15 @@ class WebSocketStateError(RuntimeError):
 
 
 class LifespanError(RuntimeError):
-    """Raised when lifespan startup or shutdown failed."""
+    """Raised when the app's lifespan startup or shutdown failed; the message is the app's."""
+
+
+class ASGIProtocolError(RuntimeError):
+    """Raised at the app's ``send`` when it sends a message the connection's state forbids."""
 
 
 __all__ = [
+    "ASGIProtocolError",
     "ClientDisconnect",
     "HTTPError",
     "LifespanError",

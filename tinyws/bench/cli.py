@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from tinyws.bench import report, runner
-from tinyws.bench.exchange import Target
+from tinyws.bench.client_handshake import Target
 
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 DESCRIPTION = """\

@@ -24,9 +24,9 @@ from typing import TextIO
 
 import anyio
 
-from tinyws.bench.client import pick_driver
-from tinyws.bench.exchange import Attempt, HandshakeError, Target
+from tinyws.bench.client_handshake import Attempt, HandshakeError, Target
 from tinyws.bench.histogram import Histogram
+from tinyws.bench.socket_driver import pick_driver
 
 try:
     import resource

@@ -5,7 +5,6 @@ inside an anyio task group (tests, embedding). See docs/server.md.
 """
 
 from tinyws.server.config import Config
-from tinyws.server.errors import ClientDisconnected, ProtocolMisuse, StartupFailed
 from tinyws.server.server import Server, serve
 
-__all__ = ["ClientDisconnected", "Config", "ProtocolMisuse", "Server", "StartupFailed", "serve"]
+__all__ = ["Config", "Server", "serve"]

@@ -9,8 +9,8 @@ import signal
 import sys
 from typing import Any
 
+from tinyws.errors import LifespanError
 from tinyws.server.config import BACKENDS, LIFESPAN_MODES, LOG_LEVELS, LOOPS, Config
-from tinyws.server.errors import StartupFailed
 
 _DEFAULTS = Config()
 
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, signal.SIG_IGN)
     try:
         serve(app, **options)
-    except StartupFailed as exc:
+    except LifespanError as exc:
         sys.stderr.write(f"tinyws serve: startup failed: {exc}\n")
         return 1
     except (OSError, ValueError) as exc:

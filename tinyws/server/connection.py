@@ -8,7 +8,7 @@ That keeps every protocol decision testable without a network.
 How the state machine works
 ---------------------------
 
-A connection is in exactly one `State`. It starts in IDLE, waiting for a
+A connection is in exactly one `Phase`. It starts in IDLE, waiting for a
 request head. A complete head moves it to
 
 * HTTP - an ordinary request is with the app (h11 frames body and response),
@@ -39,13 +39,14 @@ from typing import Any
 
 import h11
 
+from tinyws.errors import ASGIProtocolError, ClientDisconnect
 from tinyws.server.config import Limits
-from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
-from tinyws.server.handshake import (
+from tinyws.server.frames import WebSocketChannel, negotiate_deflate
+from tinyws.server.heads import (
     FORBIDDEN,
     SERVER_ERROR,
-    Headers,
     Offer,
+    RawHeaders,
     RequestHead,
     accept_response,
     asgi_headers,
@@ -57,11 +58,10 @@ from tinyws.server.handshake import (
 )
 from tinyws.server.http11 import HTTPCycle
 from tinyws.server.scope import build_scope
-from tinyws.server.websocket import WebSocketChannel, negotiate_deflate
 from tinyws.types import Message, Scope
 
 
-class State(enum.Enum):
+class Phase(enum.Enum):
     """Where one connection is; see the diagram above."""
 
     IDLE = "idle"
@@ -84,13 +84,13 @@ class ServerConnection:
         limits: Limits,
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
-        state: dict[str, Any] | None = None,
+        lifespan_state: dict[str, Any] | None = None,
     ) -> None:
         self.limits = limits
         self.client = client
         self.server = server
-        self.lifespan_state = state
-        self.state = State.IDLE
+        self.lifespan_state = lifespan_state
+        self.phase = Phase.IDLE
         #: Bytes the runtime must write, in order.
         self.output = bytearray()
         self.eof = False
@@ -102,7 +102,7 @@ class ServerConnection:
         self._h11: h11.Connection | None = None
         self._offer: Offer | None = None
         self._connect_sent = False
-        self._denial: tuple[int, Headers, list[bytes]] | None = None
+        self._denial: tuple[int, RawHeaders, list[bytes]] | None = None
         self.channel: WebSocketChannel | None = None
 
     # -- input -------------------------------------------------------------
@@ -150,14 +150,14 @@ class ServerConnection:
 
     def next_request(self) -> Scope | None:
         """The scope of the next request, or None (more bytes needed, or CLOSED)."""
-        if self.state is not State.IDLE:
-            raise ProtocolMisuse(f"next_request() in state {self.state.name}")
+        if self.phase is not Phase.IDLE:
+            raise ASGIProtocolError(f"next_request() in state {self.phase.name}")
         end = self._buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self._buffer) > self.limits.max_header:
                 return self._refuse(error_response(431), linger=True)
             if self.eof:
-                self.state = State.CLOSED
+                self.phase = Phase.CLOSED
             return None
         if end + 4 > self.limits.max_header:
             return self._refuse(error_response(431), linger=True)
@@ -199,7 +199,7 @@ class ServerConnection:
             return self._refuse(error_response(413), linger=True)
         self._h11 = conn
         self._cycle = HTTPCycle(conn, head.method, limit)
-        self.state = State.HTTP
+        self.phase = Phase.HTTP
         return self._scope("http", head)
 
     def _upgrade(self, head: RequestHead) -> Scope | None:
@@ -207,7 +207,7 @@ class ServerConnection:
         if isinstance(offer, bytes):
             return self._refuse(offer)
         self._offer = offer
-        self.state = State.HANDSHAKE
+        self.phase = Phase.HANDSHAKE
         scope = self._scope("websocket", head)
         scope["subprotocols"] = offer.subprotocols
         return scope
@@ -231,7 +231,7 @@ class ServerConnection:
         """
         self.linger = linger
         self.output += response
-        self.state = State.CLOSED
+        self.phase = Phase.CLOSED
         return None
 
     # -- HTTP ------------------------------------------------------------------
@@ -255,7 +255,7 @@ class ServerConnection:
     def http_send(self, message: Message) -> None:
         cycle = self._cycle
         if cycle is None:
-            raise ClientDisconnected("the connection is closed")
+            raise ClientDisconnect("the connection is closed")
         if cycle.too_large and cycle.status == 413:
             return  # the app is answering a request that was already refused
         self.output += cycle.send(message)
@@ -281,12 +281,12 @@ class ServerConnection:
         self._cycle = None
         if not reusable:
             self._h11 = None
-            self.state = State.CLOSED
+            self.phase = Phase.CLOSED
             return
         conn.start_next_cycle()
         self._buffer = conn.trailing_data[0]
         self._h11 = None
-        self.state = State.IDLE
+        self.phase = Phase.IDLE
 
     @property
     def response_status(self) -> int:
@@ -299,37 +299,37 @@ class ServerConnection:
         if self.channel is not None:
             message = self.channel.next_message()
             if self.channel.finished:
-                self.state = State.CLOSED
+                self.phase = Phase.CLOSED
                 # The client may still be sending: drain rather than reset,
                 # so that it gets to read our close frame.
                 self.linger = self.channel.failed
             return message
-        if self.state is State.HANDSHAKE and not self._connect_sent:
+        if self.phase is Phase.HANDSHAKE and not self._connect_sent:
             self._connect_sent = True
             return _CONNECT
-        if self.eof or self.state is not State.HANDSHAKE:
+        if self.eof or self.phase is not Phase.HANDSHAKE:
             return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         if len(self._buffer) > self.limits.max_header:  # a flood before the 101
-            self.state = State.CLOSED
+            self.phase = Phase.CLOSED
             return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         return None
 
     def ws_send(self, message: Message) -> None:
         kind = message["type"]
-        if self.state is State.HANDSHAKE:
+        if self.phase is Phase.HANDSHAKE:
             self._handshake_send(kind, message)
-        elif self.state is State.DENYING and kind == "websocket.http.response.body":
+        elif self.phase is Phase.DENYING and kind == "websocket.http.response.body":
             self._denial_body(message)
         elif self.channel is not None and kind in ("websocket.send", "websocket.close"):
             if self.channel.finished or self.eof:  # eof: the TCP connection ended
-                raise ClientDisconnected("the WebSocket is closed")
+                raise ClientDisconnect("the WebSocket is closed")
             self.channel.send(message)
             if self.channel.closing:
-                self.state = State.CLOSING
-        elif self.state is State.CLOSED and kind in ("websocket.send", "websocket.close"):
-            raise ClientDisconnected("the WebSocket is closed")
+                self.phase = Phase.CLOSING
+        elif self.phase is Phase.CLOSED and kind in ("websocket.send", "websocket.close"):
+            raise ClientDisconnect("the WebSocket is closed")
         else:
-            raise ProtocolMisuse(f"{kind!r} is not allowed in state {self.state.name}")
+            raise ASGIProtocolError(f"{kind!r} is not allowed in state {self.phase.name}")
 
     def _handshake_send(self, kind: str, message: Message) -> None:
         if kind == "websocket.accept":
@@ -339,11 +339,11 @@ class ServerConnection:
         elif kind == "websocket.http.response.start":
             status = int(message["status"])
             if not 200 <= status <= 599:  # 1xx is not a final response
-                raise ProtocolMisuse(f"invalid denial status {status}")
+                raise ASGIProtocolError(f"invalid denial status {status}")
             self._denial = (status, asgi_headers(message), [])
-            self.state = State.DENYING
+            self.phase = Phase.DENYING
         else:
-            raise ProtocolMisuse(
+            raise ASGIProtocolError(
                 "expected websocket.accept, websocket.close or "
                 f"websocket.http.response.start before the handshake, got {kind!r}"
             )
@@ -359,7 +359,7 @@ class ServerConnection:
         )
         self._buffer = b""
         self._offer = None
-        self.state = State.OPEN
+        self.phase = Phase.OPEN
 
     def _denial_body(self, message: Message) -> None:
         assert self._denial is not None
@@ -371,14 +371,14 @@ class ServerConnection:
 
     def ws_finish(self, failed: bool) -> None:
         """The app returned (or raised): settle whatever it left open."""
-        if self.state is State.HANDSHAKE or self.state is State.DENYING:
+        if self.phase is Phase.HANDSHAKE or self.phase is Phase.DENYING:
             self._refuse(SERVER_ERROR)
-        elif self.state is State.OPEN and self.channel is not None:
+        elif self.phase is Phase.OPEN and self.channel is not None:
             self.channel.close(1011 if failed else 1000)
-            self.state = State.CLOSING
+            self.phase = Phase.CLOSING
 
     def ws_shutdown(self) -> None:
         """The server is going away: close an open WebSocket with 1001."""
-        if self.state is State.OPEN and self.channel is not None:
+        if self.phase is Phase.OPEN and self.channel is not None:
             self.channel.close(1001)
-            self.state = State.CLOSING
+            self.phase = Phase.CLOSING

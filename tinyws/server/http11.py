@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import h11
 
-from tinyws.server.errors import ClientDisconnected, ProtocolMisuse
-from tinyws.server.handshake import REASONS, Headers, asgi_headers, http_date
+from tinyws.errors import ASGIProtocolError, ClientDisconnect
+from tinyws.server.heads import REASONS, RawHeaders, asgi_headers, http_date
 from tinyws.types import Message
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
@@ -42,7 +42,7 @@ class HTTPCycle:
         self._h11 = conn
         self._head_only = method == b"HEAD"
         self._max_body = max_body
-        self._pending: tuple[int, Headers] | None = None
+        self._pending: tuple[int, RawHeaders] | None = None
         self.body_seen = 0
         self.status = 0
         self.started = False  # http.response.start received from the app
@@ -110,12 +110,12 @@ class HTTPCycle:
             return b""
         if kind == "http.response.body" and self.started and not self.done:
             if self.disconnected:
-                raise ClientDisconnected("the client closed the connection")
+                raise ClientDisconnect("the client closed the connection")
             return self._body(bytes(message.get("body", b"")), bool(message.get("more_body")))
         expected = "http.response.body" if self.started else "http.response.start"
         if self.done:
             expected = "nothing (the response is complete)"
-        raise ProtocolMisuse(f"expected {expected}, got {kind!r}")
+        raise ASGIProtocolError(f"expected {expected}, got {kind!r}")
 
     def _body(self, body: bytes, more: bool) -> bytes:
         out = b""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from tinyws.server.handshake import RequestHead
+from tinyws.server.heads import RequestHead
 from tinyws.types import Scope
 
 _WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}

@@ -21,9 +21,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from tinyws.server.acceptor import Acceptor
 from tinyws.server.config import Config
-from tinyws.server.hub import Hub
-from tinyws.server.lifespan import Lifespan
+from tinyws.server.lifespan_runner import LifespanRunner
 from tinyws.types import ASGIApp
 
 logger = logging.getLogger("tinyws.server")
@@ -43,7 +43,7 @@ class Server:
         self.port = 0
         self._stop: anyio.Event | None = None
         self._stop_requested = False
-        self._hub: Hub | None = None
+        self._acceptor: Acceptor | None = None
 
     def shutdown(self) -> None:
         """Ask the server to stop (graceful); `run()` returns when it has."""
@@ -58,13 +58,13 @@ class Server:
     ) -> None:
         """Serve until `shutdown()`; reports the bound port through `task_status`.
 
-        Raises `StartupFailed` when the app's lifespan startup fails.
+        Raises `LifespanError` when the app's lifespan startup fails.
         """
         config = self.config
         self._stop = anyio.Event()
         if self._stop_requested:
             self._stop.set()
-        lifespan = Lifespan(self.app, config.lifespan, config.shutdown_timeout)
+        lifespan = LifespanRunner(self.app, config.lifespan, config.shutdown_timeout)
         error: Exception | None = None
         async with anyio.create_task_group() as tg:
             if config.lifespan != "off":
@@ -80,41 +80,41 @@ class Server:
             raise error
 
     async def _listen_and_serve(
-        self, lifespan: Lifespan, task_status: anyio.abc.TaskStatus[int]
+        self, lifespan: LifespanRunner, task_status: anyio.abc.TaskStatus[int]
     ) -> None:
         config = self.config
         listener = _listen(config)
         try:
             state = lifespan.state if lifespan.supported else None
-            self._hub = Hub(self.app, config, state)
+            self._acceptor = Acceptor(self.app, config, state)
             self.port = listener.getsockname()[1]
             logger.info(
                 "serving on http://%s:%d (%s)", _show(config.host), self.port, running_loop()
             )
             task_status.started(self.port)
-            await self._serve(listener, self._hub)
+            await self._serve(listener, self._acceptor)
         finally:
             listener.close()
 
-    async def _serve(self, listener: socket.socket, hub: Hub) -> None:
+    async def _serve(self, listener: socket.socket, acceptor: Acceptor) -> None:
         try:
             async with anyio.create_task_group() as conns:
                 async with anyio.create_task_group() as service:
-                    service.start_soon(hub.accept_loop, listener, conns)
-                    service.start_soon(hub.reaper, _tick(self.config))
+                    service.start_soon(acceptor.accept_loop, listener, conns)
+                    service.start_soon(acceptor.reaper, _tick(self.config))
                     assert self._stop is not None
                     await self._stop.wait()
                     service.cancel_scope.cancel()
                 logger.info("shutting down")
-                hub.stop()
+                acceptor.stop()
                 with anyio.move_on_after(self.config.shutdown_timeout):
-                    await hub.idle.wait()
+                    await acceptor.idle.wait()
                 conns.cancel_scope.cancel()
-                hub.cancel_all()
+                acceptor.cancel_all()
                 with anyio.move_on_after(1.0):  # let cancelled connections clean up
-                    await hub.idle.wait()
+                    await acceptor.idle.wait()
         finally:
-            hub.cancel_all()  # also when run() itself is cancelled
+            acceptor.cancel_all()  # also when run() itself is cancelled
 
     async def run_until_signal(self) -> None:
         """`run()`, stopped gracefully by the first SIGINT/SIGTERM."""
@@ -151,7 +151,7 @@ class Server:
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
     """Run `app` until SIGINT/SIGTERM (blocking). Options: see `Config`.
 
-    Raises `StartupFailed` when the app's lifespan startup fails.
+    Raises `LifespanError` when the app's lifespan startup fails.
     """
     config = Config(host=host, port=port, **options)
     configure_logging(config.log_level, config.access_log)

@@ -1,4 +1,4 @@
-"""Drive one handshake (see ``exchange.py``) over the network, as cheaply as possible.
+"""Drive one handshake (see ``client_handshake.py``) over the network, as cheaply as possible.
 
 Latency is timed from just before the socket is created to the arrival of the
 bytes that complete the response head.
@@ -31,9 +31,9 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from tinyws.bench import aio
-from tinyws.bench.exchange import Attempt, Exchange, Target, os_error, receive_timed
-from tinyws.bench.waiting import Wait, native_waiters
+from tinyws.bench import protocol_driver
+from tinyws.bench.client_handshake import Attempt, ClientHandshake, Target, os_error, receive_timed
+from tinyws.readiness import Wait, native_waiters
 
 RECV_SIZE = 65536
 
@@ -47,14 +47,14 @@ def pick_driver() -> Driver:
     except RuntimeError:
         loop = None
     if loop is not None and type(loop).__module__.startswith("uvloop"):
-        return partial(aio.handshake, loop)
+        return partial(protocol_driver.handshake, loop)
     readable, writable = native_waiters()
     return partial(handshake, readable=readable, writable=writable)
 
 
 async def handshake(target: Target, attempt: Attempt, *, readable: Wait, writable: Wait) -> None:
     """Run one handshake over a raw socket, noting status and latency in ``attempt``."""
-    exchange = Exchange(target)
+    client = ClientHandshake(target)
     attempt.status = attempt.latency_ns = 0
     start = time.perf_counter_ns()  # as in aio.py: the socket's creation is timed too
     try:
@@ -62,21 +62,21 @@ async def handshake(target: Target, attempt: Attempt, *, readable: Wait, writabl
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _connect(sock, target.address)
-            await _send_all(sock, exchange.request, writable)
+            await _send_all(sock, client.request, writable)
             await readable(sock)
-            while not exchange.done:
+            while not client.done:
                 try:
                     data = sock.recv(RECV_SIZE)
                 except BlockingIOError:
                     await readable(sock)
                     continue
                 if not data:
-                    exchange.receive_eof()
+                    client.receive_eof()
                     continue
                 if attempt.status:
-                    reply = exchange.receive(data)
+                    reply = client.receive(data)
                 else:
-                    reply = receive_timed(exchange, data, attempt, time.perf_counter_ns() - start)
+                    reply = receive_timed(client, data, attempt, time.perf_counter_ns() - start)
                 if reply:
                     await _send_all(sock, reply, writable)
                     await readable(sock)

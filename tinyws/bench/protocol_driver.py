@@ -8,7 +8,7 @@ refused one. (On asyncio's own loop it is the other way round: connection
 set-up there is Python code, so ``client.py`` keeps the socket driver.)
 
 The protocol only passes bytes between the transport and the
-:class:`~tinyws.bench.exchange.Exchange`.
+:class:`~tinyws.bench.client_handshake.ClientHandshake`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,23 @@ import asyncio
 import time
 from typing import cast
 
-from tinyws.bench.exchange import Attempt, Exchange, HandshakeError, Target, os_error, receive_timed
+from tinyws.bench.client_handshake import (
+    Attempt,
+    ClientHandshake,
+    HandshakeError,
+    Target,
+    os_error,
+    receive_timed,
+)
 
 
 class _Handshake(asyncio.Protocol):
-    __slots__ = ("attempt", "error", "exchange", "finished", "start", "transport")
+    __slots__ = ("attempt", "error", "finished", "handshake", "start", "transport")
 
-    def __init__(self, exchange: Exchange, attempt: Attempt, finished: asyncio.Future[None]):
-        self.exchange = exchange
+    def __init__(
+        self, handshake: ClientHandshake, attempt: Attempt, finished: asyncio.Future[None]
+    ):
+        self.handshake = handshake
         self.attempt = attempt
         self.finished = finished
         self.error: HandshakeError | None = None
@@ -33,28 +42,28 @@ class _Handshake(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are look-alikes, not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(self.exchange.request)
+        self.transport.write(self.handshake.request)
 
     def data_received(self, data: bytes) -> None:
-        exchange, attempt = self.exchange, self.attempt
+        handshake, attempt = self.handshake, self.attempt
         try:
             if attempt.status:
-                reply = exchange.receive(data)
+                reply = handshake.receive(data)
             else:
                 elapsed = time.perf_counter_ns() - self.start
-                reply = receive_timed(exchange, data, attempt, elapsed)
+                reply = receive_timed(handshake, data, attempt, elapsed)
         except HandshakeError as exc:
             self.error = exc
             self.transport.abort()
             return
         if reply:
             self.transport.write(reply)
-        if exchange.done:
+        if handshake.done:
             self.transport.close()
 
     def eof_received(self) -> bool:
         try:
-            self.exchange.receive_eof()
+            self.handshake.receive_eof()
         except HandshakeError as exc:
             self.error = exc
         return False  # let the transport close
@@ -62,7 +71,7 @@ class _Handshake(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.error is None and isinstance(exc, OSError):
             self.error = os_error(exc)
-        elif self.error is None and not self.exchange.done:
+        elif self.error is None and not self.handshake.done:
             self.error = HandshakeError("eof", "connection lost")
         if not self.finished.done():
             self.finished.set_result(None)
@@ -72,7 +81,7 @@ async def handshake(loop: asyncio.AbstractEventLoop, target: Target, attempt: At
     """Run one handshake, noting its status and latency in ``attempt``."""
     attempt.status = attempt.latency_ns = 0
     finished = loop.create_future()
-    protocol = _Handshake(Exchange(target), attempt, finished)
+    protocol = _Handshake(ClientHandshake(target), attempt, finished)
     host, port = target.address[:2]
     try:
         transport, _ = await loop.create_connection(lambda: protocol, host, port)

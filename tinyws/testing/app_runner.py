@@ -4,7 +4,7 @@ The test client plays the server. Its synchronous API lives on the test's
 thread; the app runs on an event loop in a background thread (an anyio
 blocking portal). This module holds what runs on that loop:
 
-- ``HTTPExchange`` runs one HTTP request start to finish in a single call.
+- ``HTTPTask`` runs one HTTP request start to finish in a single call.
 - ``AppTask`` runs a long-lived call (lifespan, WebSocket) as a task that
   talks to the test through two in-memory queues, one each way. Every method
   the test calls crosses into the loop through the portal and waits at most
@@ -36,15 +36,8 @@ import anyio
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from tinyws.errors import ASGIProtocolError, ClientDisconnect
 from tinyws.types import ASGIApp, Message, Scope
-
-
-class ASGIProtocolError(RuntimeError):
-    """Raised when the app sends an ASGI message that the connection's state forbids."""
-
-
-class ClientGone(OSError):
-    """Raised inside the app when it sends on a connection the client has closed."""
 
 
 def _queue() -> tuple[MemoryObjectSendStream[Message], MemoryObjectReceiveStream[Message]]:
@@ -151,13 +144,17 @@ class AppTask:
         if self._reported:
             return None
         error: Exception | None = self.protocol_error
-        if error is None and raise_server_exceptions and not isinstance(self.exception, ClientGone):
+        if (
+            error is None
+            and raise_server_exceptions
+            and not isinstance(self.exception, ClientDisconnect)
+        ):
             error = self.exception
         self._reported = error is not None
         return error
 
 
-class WSState(enum.Enum):
+class SessionState(enum.Enum):
     CONNECTING = "CONNECTING"
     ACCEPTED = "ACCEPTED"
     DENYING = "DENYING"
@@ -166,12 +163,12 @@ class WSState(enum.Enum):
 
 # (state, message the app sends) -> next state; anything missing is misuse.
 _WS_TRANSITIONS = {
-    (WSState.CONNECTING, "websocket.accept"): WSState.ACCEPTED,
-    (WSState.CONNECTING, "websocket.close"): WSState.CLOSED,
-    (WSState.CONNECTING, "websocket.http.response.start"): WSState.DENYING,
-    (WSState.DENYING, "websocket.http.response.body"): WSState.DENYING,
-    (WSState.ACCEPTED, "websocket.send"): WSState.ACCEPTED,
-    (WSState.ACCEPTED, "websocket.close"): WSState.CLOSED,
+    (SessionState.CONNECTING, "websocket.accept"): SessionState.ACCEPTED,
+    (SessionState.CONNECTING, "websocket.close"): SessionState.CLOSED,
+    (SessionState.CONNECTING, "websocket.http.response.start"): SessionState.DENYING,
+    (SessionState.DENYING, "websocket.http.response.body"): SessionState.DENYING,
+    (SessionState.ACCEPTED, "websocket.send"): SessionState.ACCEPTED,
+    (SessionState.ACCEPTED, "websocket.close"): SessionState.CLOSED,
 }
 
 DENIAL_EXTENSION = "websocket.http.response"
@@ -181,7 +178,7 @@ class WebSocketTask(AppTask):
     """An ``AppTask`` for a WebSocket connection, checking each message the app sends."""
 
     def __init__(self, portal: BlockingPortal, app: ASGIApp, scope: Scope, timeout: float) -> None:
-        self.state = WSState.CONNECTING
+        self.state = SessionState.CONNECTING
         self.denial_allowed = DENIAL_EXTENSION in scope.get("extensions", {})
         self.client_closed = False
         self._disconnect: Message | None = None
@@ -203,7 +200,7 @@ class WebSocketTask(AppTask):
     def _advance(self, message: Message) -> None:
         kind = str(message.get("type"))
         if self.client_closed:
-            raise ClientGone(f"cannot send {kind!r}: the client closed the WebSocket")
+            raise ClientDisconnect(f"cannot send {kind!r}: the client closed the WebSocket")
         if kind == "websocket.http.response.start" and not self.denial_allowed:
             raise self.misuse(
                 f"the app sent {kind!r} but the server did not offer the"
@@ -220,12 +217,12 @@ class WebSocketTask(AppTask):
         ):
             raise self.misuse("'websocket.send' needs exactly one of 'text' and 'bytes'")
         if kind == "websocket.http.response.body" and not message.get("more_body", False):
-            state = WSState.CLOSED
+            state = SessionState.CLOSED
         self.state = state
 
     def _client_close(self, code: int, reason: str) -> None:
         self.client_closed = True
-        self.state = WSState.CLOSED
+        self.state = SessionState.CLOSED
         self._to_app.send_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
 
     def close_from_client(self, code: int, reason: str) -> None:
@@ -233,7 +230,7 @@ class WebSocketTask(AppTask):
         self.portal.call(self._client_close, code, reason)
 
 
-class HTTPExchange:
+class HTTPTask:
     """One HTTP request and its response, run entirely inside one call on the loop."""
 
     def __init__(self, body: bytes) -> None:

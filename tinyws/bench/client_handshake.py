@@ -1,13 +1,13 @@
 """The client side of one WebSocket opening handshake, without any I/O.
 
 Bytes in, bytes out: a driver (``client.py`` over raw sockets, ``aio.py``
-over asyncio protocols) sends :attr:`Exchange.request`, feeds everything the
-server sends to :meth:`Exchange.receive`, sends back whatever that returns,
-reports the end of the stream with :meth:`Exchange.receive_eof`, and closes
-the connection once :attr:`Exchange.done` is true. Failures raise
+over asyncio protocols) sends :attr:`ClientHandshake.request`, feeds everything the
+server sends to :meth:`ClientHandshake.receive`, sends back whatever that returns,
+reports the end of the stream with :meth:`ClientHandshake.receive_eof`, and closes
+the connection once :attr:`ClientHandshake.done` is true. Failures raise
 :class:`HandshakeError`, whose ``kind`` names them in the report.
 
-The exchange finishes what the server started, so that the server does all
+The handshake finishes what the server started, so that the server does all
 of its work for the connection::
 
     HEAD --101, accept key right--> CLOSING --server's close frame--> DRAINING --EOF--> DONE
@@ -85,7 +85,7 @@ class Attempt:
         self.latency_ns = 0
 
 
-class State(enum.Enum):
+class Stage(enum.Enum):
     HEAD = enum.auto()
     CLOSING = enum.auto()
     DRAINING = enum.auto()
@@ -103,7 +103,7 @@ def accept_for(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
-class Exchange:
+class ClientHandshake:
     """One handshake's protocol state: see the module's docstring for the states."""
 
     __slots__ = ("buf", "key", "mask", "offered", "remaining", "request", "state", "status")
@@ -114,20 +114,20 @@ class Exchange:
         self.mask = rand[16:]
         self.request = target.head + self.key + target.tail
         self.offered = target.subprotocols
-        self.state = State.HEAD
+        self.state = Stage.HEAD
         self.status = 0  # set as soon as the response head has been parsed
         self.buf = b""
         self.remaining = 0
 
     @property
     def done(self) -> bool:
-        return self.state is State.DONE
+        return self.state is Stage.DONE
 
     def receive(self, data: bytes) -> bytes:
         """Take bytes from the server; return the bytes to send back (often none)."""
         self.buf = self.buf + data if self.buf else data
         reply = b""
-        if self.state is State.HEAD:
+        if self.state is Stage.HEAD:
             end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(self.buf) > MAX_HEAD:
@@ -141,15 +141,15 @@ class Exchange:
 
     def receive_eof(self) -> None:
         """Note that the server closed the connection; raise if that was too early."""
-        if self.state not in (State.DRAINING, State.UNTIL_EOF, State.DONE):
+        if self.state not in (Stage.DRAINING, Stage.UNTIL_EOF, Stage.DONE):
             raise HandshakeError("eof", f"connection closed by the server in {self.state.name}")
-        self.state = State.DONE
+        self.state = Stage.DONE
 
     def _respond(self, head: bytes) -> bytes:
         self.status, headers = parse_head(head)
         if self.status == 101:
             check_upgrade(headers, self.key, self.offered)
-            self.state = State.CLOSING
+            self.state = Stage.CLOSING
             payload = bytes(byte ^ self.mask[i] for i, byte in enumerate(CLOSE_CODE))
             return b"\x88\x82" + self.mask + payload
         self.state, self.remaining = body_state(self.status, headers)
@@ -158,22 +158,22 @@ class Exchange:
     def _step(self) -> bool:
         """Consume what the current state can from ``buf``; say whether to go on."""
         state = self.state
-        if state is State.CLOSING:
+        if state is Stage.CLOSING:
             return self._skip_frame()
-        if state is State.LENGTH or state is State.CHUNK_DATA:
+        if state is Stage.LENGTH or state is Stage.CHUNK_DATA:
             taken = min(len(self.buf), self.remaining)
             self.buf, self.remaining = self.buf[taken:], self.remaining - taken
             if not self.remaining:
-                self.state = State.DONE if state is State.LENGTH else State.CHUNK_END
+                self.state = Stage.DONE if state is Stage.LENGTH else Stage.CHUNK_END
             return True
-        if state is State.CHUNK_SIZE or state is State.TRAILERS:
+        if state is Stage.CHUNK_SIZE or state is Stage.TRAILERS:
             return self._line(state)
-        if state is State.CHUNK_END:
+        if state is Stage.CHUNK_END:
             if len(self.buf) < 2:
                 return False
             if self.buf[:2] != b"\r\n":
                 raise HandshakeError("bad_response", "chunk not followed by CRLF")
-            self.buf, self.state = self.buf[2:], State.CHUNK_SIZE
+            self.buf, self.state = self.buf[2:], Stage.CHUNK_SIZE
             return True
         self.buf = b""  # DRAINING, UNTIL_EOF, DONE: whatever comes now is ignored
         return False
@@ -186,36 +186,38 @@ class Exchange:
         opcode, end = frame
         self.buf = self.buf[end:]
         if opcode == 0x8:
-            self.state = State.DRAINING
+            self.state = Stage.DRAINING
         return True
 
-    def _line(self, state: State) -> bool:
+    def _line(self, state: Stage) -> bool:
         end = self.buf.find(b"\r\n")
         if end < 0:
             if len(self.buf) > MAX_HEAD:
                 raise HandshakeError("bad_response", "line too long in chunked body")
             return False
         line, self.buf = self.buf[:end], self.buf[end + 2 :]
-        if state is State.TRAILERS:
+        if state is Stage.TRAILERS:
             if not line:  # the blank line after the trailer fields
-                self.state = State.DONE
+                self.state = Stage.DONE
             return True
         size_field = line.split(b";", 1)[0].strip()
         try:
             size = int(size_field, 16)
         except ValueError:
             raise HandshakeError("bad_response", f"bad chunk size {size_field[:40]!r}") from None
-        self.state, self.remaining = (State.CHUNK_DATA, size) if size else (State.TRAILERS, 0)
+        self.state, self.remaining = (Stage.CHUNK_DATA, size) if size else (Stage.TRAILERS, 0)
         return True
 
 
-def receive_timed(exchange: Exchange, data: bytes, attempt: Attempt, elapsed_ns: int) -> bytes:
+def receive_timed(
+    handshake: ClientHandshake, data: bytes, attempt: Attempt, elapsed_ns: int
+) -> bytes:
     """Pass bytes that may complete the head, received ``elapsed_ns`` after the start."""
     try:
-        return exchange.receive(data)
+        return handshake.receive(data)
     finally:  # a head that fails its checks was still a response: it counts
-        if exchange.status:
-            attempt.status, attempt.latency_ns = exchange.status, elapsed_ns
+        if handshake.status:
+            attempt.status, attempt.latency_ns = handshake.status, elapsed_ns
 
 
 def parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
@@ -247,18 +249,18 @@ def check_upgrade(headers: dict[bytes, bytes], key: bytes, offered: frozenset[st
         raise HandshakeError("bad_subprotocol", f"server chose {chosen!r}, not offered")
 
 
-def body_state(status: int, headers: dict[bytes, bytes]) -> tuple[State, int]:
+def body_state(status: int, headers: dict[bytes, bytes]) -> tuple[Stage, int]:
     """Return how a response's body is delimited, and its length when that is known."""
     if status < 200 or status in (204, 304):
-        return State.DONE, 0
+        return Stage.DONE, 0
     if headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
-        return State.CHUNK_SIZE, 0
+        return Stage.CHUNK_SIZE, 0
     length = headers.get(b"content-length")
     if length is None:
-        return State.UNTIL_EOF, 0
+        return Stage.UNTIL_EOF, 0
     if not length.isdigit():
         raise HandshakeError("bad_response", f"bad Content-Length {length[:40]!r}")
-    return (State.LENGTH, int(length)) if int(length) else (State.DONE, 0)
+    return (Stage.LENGTH, int(length)) if int(length) else (Stage.DONE, 0)
 
 
 def next_frame(buf: bytes) -> tuple[int, int] | None:

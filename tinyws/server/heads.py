@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-Headers = list[tuple[bytes, bytes]]
+RawHeaders = list[tuple[bytes, bytes]]
 
 _REQUEST_LINE = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
 # One header line: a token name, then a value of anything but control
@@ -49,7 +49,7 @@ class RequestHead:
     method: bytes
     target: bytes
     http_version: bytes
-    headers: Headers
+    headers: RawHeaders
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
     block = head[line_end + 2 :] + b"\r\n"
     if _HEADER_BLOCK.fullmatch(block) is None:
         return None
-    headers: Headers = []
+    headers: RawHeaders = []
     hosts = 0
     upgrade = False
     for raw_name, value in _HEADER_LINE.findall(block):
@@ -91,7 +91,7 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
     return RequestHead(b"GET", match[1], b"1.1", headers)
 
 
-def wants_websocket(headers: Headers) -> bool:
+def wants_websocket(headers: RawHeaders) -> bool:
     """True when the head asks to upgrade to WebSocket (RFC 6455 §4.2.1)."""
     return any(name == b"upgrade" and b"websocket" in _tokens(value) for name, value in headers)
 
@@ -126,7 +126,7 @@ def check_upgrade(head: RequestHead) -> Offer | bytes:
 
 
 def accept_response(
-    key: bytes, subprotocol: str | None, extension: str | None, headers: Headers
+    key: bytes, subprotocol: str | None, extension: str | None, headers: RawHeaders
 ) -> bytes:
     """The 101 response, written directly (no h11 on this path)."""
     digest = hashlib.sha1(key + _WS_GUID, usedforsecurity=False).digest()
@@ -141,7 +141,7 @@ def accept_response(
     return b"".join(parts)
 
 
-def response_head(status: int, headers: Headers) -> bytes:
+def response_head(status: int, headers: RawHeaders) -> bytes:
     """A status line and headers, for responses built without h11."""
     reason = REASONS.get(status, b"Unknown")
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
@@ -150,7 +150,9 @@ def response_head(status: int, headers: Headers) -> bytes:
     return b"".join(lines)
 
 
-def error_response(status: int, detail: bytes | None = None, extra: Headers | None = None) -> bytes:
+def error_response(
+    status: int, detail: bytes | None = None, extra: RawHeaders | None = None
+) -> bytes:
     """A complete plain-text error response that ends the connection."""
     body = (detail or REASONS.get(status, b"Error")) + b"\n"
     headers = [
@@ -162,7 +164,7 @@ def error_response(status: int, detail: bytes | None = None, extra: Headers | No
     return response_head(status, headers) + body
 
 
-def asgi_headers(message: Mapping[str, Any]) -> Headers:
+def asgi_headers(message: Mapping[str, Any]) -> RawHeaders:
     """The `headers` of an ASGI message: lowercase names, checked against splitting."""
     headers = [(bytes(name).lower(), bytes(value)) for name, value in message.get("headers", ())]
     for name, value in headers:
@@ -170,7 +172,7 @@ def asgi_headers(message: Mapping[str, Any]) -> Headers:
     return headers
 
 
-def denial_response(status: int, headers: Headers, body: bytes) -> bytes:
+def denial_response(status: int, headers: RawHeaders, body: bytes) -> bytes:
     """A WebSocket denial: the app's response, framed by the server.
 
     The whole body is known, so the server sets an exact Content-Length

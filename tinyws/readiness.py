@@ -1,6 +1,7 @@
 """Waiting for a socket to become readable or writable, as cheaply as the loop allows.
 
-Used by the raw-socket driver (``client.py``: asyncio's own loop and trio).
+Shared by the built-in server and the bench's raw-socket driver, which both
+try ``recv``/``send`` on non-blocking sockets first and wait only on EAGAIN.
 ``anyio.wait_readable`` finds the running backend on every call and keeps
 per-task bookkeeping to refuse two waiters on one socket. A handshake waits
 two or three times, so that lookup is paid tens of thousands of times a

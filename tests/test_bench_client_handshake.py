@@ -1,4 +1,4 @@
-"""The sans-IO handshake exchange: bytes in, bytes out, no network."""
+"""The bench client's sans-IO handshake: bytes in, bytes out, no network."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from tinyws.bench.exchange import (
+from tinyws.bench.client_handshake import (
     Attempt,
-    Exchange,
+    ClientHandshake,
     HandshakeError,
-    State,
+    Stage,
     Target,
     os_error,
     receive_timed,
@@ -27,60 +27,60 @@ TARGET = Target(
 )
 
 
-def switching(exchange: Exchange, extra: bytes = b"") -> bytes:
-    digest = hashlib.sha1(exchange.key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+def switching(handshake: ClientHandshake, extra: bytes = b"") -> bytes:
+    digest = hashlib.sha1(handshake.key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
     return (
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
         b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n" + extra + b"\r\n"
     )
 
 
-def feed_bytewise(exchange: Exchange, data: bytes) -> bytes:
+def feed_bytewise(handshake: ClientHandshake, data: bytes) -> bytes:
     replies = b""
     for i in range(len(data)):
-        replies += exchange.receive(data[i : i + 1])
+        replies += handshake.receive(data[i : i + 1])
     return replies
 
 
-def state(exchange: Exchange) -> State:
+def state(handshake: ClientHandshake) -> Stage:
     # A call, not an attribute: mypy would keep the narrowing of a previous assert.
-    return exchange.state
+    return handshake.state
 
 
-def kind_of(exchange: Exchange, data: bytes) -> str:
+def kind_of(handshake: ClientHandshake, data: bytes) -> str:
     with pytest.raises(HandshakeError) as caught:
-        exchange.receive(data)
+        handshake.receive(data)
     return caught.value.kind
 
 
 def test_request_carries_a_fresh_key() -> None:
-    first, second = Exchange(TARGET), Exchange(TARGET)
+    first, second = ClientHandshake(TARGET), ClientHandshake(TARGET)
     assert first.key != second.key
     assert len(base64.b64decode(first.key)) == 16
     assert first.request == TARGET.head + first.key + b"\r\n\r\n"
 
 
 def test_accept_then_close_handshake_byte_by_byte() -> None:
-    exchange = Exchange(TARGET)
-    reply = feed_bytewise(exchange, switching(exchange))
-    assert exchange.status == 101 and state(exchange) is State.CLOSING
+    handshake = ClientHandshake(TARGET)
+    reply = feed_bytewise(handshake, switching(handshake))
+    assert handshake.status == 101 and state(handshake) is Stage.CLOSING
     # Our close frame: FIN + close opcode, masked, 2-byte payload 1000.
     assert reply[:2] == b"\x88\x82" and len(reply) == 8
     mask = reply[2:6]
     assert bytes(b ^ mask[i] for i, b in enumerate(reply[6:])) == b"\x03\xe8"
     big = b"\x82\x7f" + (70_000).to_bytes(8, "big") + b"x" * 70_000
-    assert exchange.receive(b"\x81\x02hi" + big + b"\x88\x02\x03") == b""
-    assert state(exchange) is State.CLOSING
-    exchange.receive(b"\xe8" + b"anything after the close is ignored")
-    assert state(exchange) is State.DRAINING and not exchange.done
-    exchange.receive_eof()
-    assert exchange.done
+    assert handshake.receive(b"\x81\x02hi" + big + b"\x88\x02\x03") == b""
+    assert state(handshake) is Stage.CLOSING
+    handshake.receive(b"\xe8" + b"anything after the close is ignored")
+    assert state(handshake) is Stage.DRAINING and not handshake.done
+    handshake.receive_eof()
+    assert handshake.done
 
 
 def test_head_and_close_frame_in_one_segment() -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(switching(exchange) + b"\x88\x00")
-    assert state(exchange) is State.DRAINING
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(switching(handshake) + b"\x88\x00")
+    assert state(handshake) is Stage.DRAINING
 
 
 @pytest.mark.parametrize(
@@ -91,34 +91,34 @@ def test_head_and_close_frame_in_one_segment() -> None:
     ],
 )
 def test_subprotocol_choice(extra: bytes, kind: str | None) -> None:
-    exchange = Exchange(TARGET)
+    handshake = ClientHandshake(TARGET)
     if kind is None:
-        exchange.receive(switching(exchange, extra))
+        handshake.receive(switching(handshake, extra))
     else:
-        assert kind_of(exchange, switching(exchange, extra)) == kind
+        assert kind_of(handshake, switching(handshake, extra)) == kind
 
 
 def test_wrong_accept_still_reports_the_status() -> None:
-    exchange, attempt = Exchange(TARGET), Attempt()
-    head = switching(Exchange(TARGET))  # the accept of some other key
+    handshake, attempt = ClientHandshake(TARGET), Attempt()
+    head = switching(ClientHandshake(TARGET))  # the accept of some other key
     with pytest.raises(HandshakeError, match="Sec-WebSocket-Accept") as caught:
-        receive_timed(exchange, head, attempt, 1234)
+        receive_timed(handshake, head, attempt, 1234)
     assert caught.value.kind == "bad_accept"
     assert (attempt.status, attempt.latency_ns) == (101, 1234)
 
 
 def test_missing_upgrade() -> None:
-    exchange = Exchange(TARGET)
-    head = switching(exchange).replace(b"Connection: upgrade\r\n", b"Connection: keep-alive\r\n")
-    assert kind_of(exchange, head) == "bad_upgrade"
+    handshake = ClientHandshake(TARGET)
+    head = switching(handshake).replace(b"Connection: upgrade\r\n", b"Connection: keep-alive\r\n")
+    assert kind_of(handshake, head) == "bad_upgrade"
 
 
 def test_denial_with_content_length() -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nab")
-    assert state(exchange) is State.LENGTH and not exchange.done
-    exchange.receive(b"cde")
-    assert exchange.done and exchange.status == 403
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nab")
+    assert state(handshake) is Stage.LENGTH and not handshake.done
+    handshake.receive(b"cde")
+    assert handshake.done and handshake.status == 403
 
 
 @pytest.mark.parametrize(
@@ -130,28 +130,28 @@ def test_denial_with_content_length() -> None:
     ],
 )
 def test_responses_without_a_body_are_done_at_the_head(head: bytes) -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(head)
-    assert exchange.done
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(head)
+    assert handshake.done
 
 
 def test_body_until_eof() -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(b"HTTP/1.0 403 Forbidden\r\n\r\nsome body")
-    assert state(exchange) is State.UNTIL_EOF
-    exchange.receive(b"more")
-    exchange.receive_eof()
-    assert exchange.done
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(b"HTTP/1.0 403 Forbidden\r\n\r\nsome body")
+    assert state(handshake) is Stage.UNTIL_EOF
+    handshake.receive(b"more")
+    handshake.receive_eof()
+    assert handshake.done
 
 
 def test_chunked_body_byte_by_byte() -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
     body = b"4;name=value\r\nabcd\r\nA\r\n0123456789\r\n0\r\nX-Checksum: 1\r\n\r\n"
-    feed_bytewise(exchange, body[:-1])
-    assert not exchange.done
-    exchange.receive(body[-1:])
-    assert exchange.done
+    feed_bytewise(handshake, body[:-1])
+    assert not handshake.done
+    handshake.receive(body[-1:])
+    assert handshake.done
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_chunked_body_byte_by_byte() -> None:
 )
 def test_bad_responses(data: bytes, detail: str) -> None:
     with pytest.raises(HandshakeError, match=detail) as caught:
-        Exchange(TARGET).receive(data)
+        ClientHandshake(TARGET).receive(data)
     assert caught.value.kind == "bad_response"
 
 
@@ -182,18 +182,18 @@ def test_bad_responses(data: bytes, detail: str) -> None:
     ],
 )
 def test_early_eof(data: bytes) -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(data)
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(data)
     with pytest.raises(HandshakeError) as caught:
-        exchange.receive_eof()
+        handshake.receive_eof()
     assert caught.value.kind == "eof"
 
 
 def test_eof_before_the_close_frame() -> None:
-    exchange = Exchange(TARGET)
-    exchange.receive(switching(exchange) + b"\x81\x01x")
+    handshake = ClientHandshake(TARGET)
+    handshake.receive(switching(handshake) + b"\x81\x01x")
     with pytest.raises(HandshakeError, match="CLOSING"):
-        exchange.receive_eof()
+        handshake.receive_eof()
 
 
 @pytest.mark.parametrize(

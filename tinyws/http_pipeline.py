@@ -57,7 +57,7 @@ def to_response(result: object) -> Response:
     )
 
 
-class Exchange:
+class HTTPPipeline:
     """One request on its way through the chain, and what it has reached so far."""
 
     def __init__(self, req: Request, chain: Chain, routes: Table[HTTPRoute]) -> None:
@@ -127,4 +127,4 @@ class Exchange:
         self.resp.headers = MutableHeaders(kept + response.headers.raw)
 
 
-__all__ = ["Exchange", "HTTPRoute", "to_response"]
+__all__ = ["HTTPPipeline", "HTTPRoute", "to_response"]

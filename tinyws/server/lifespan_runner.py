@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 
-from tinyws.server.errors import StartupFailed
+from tinyws.errors import LifespanError
 from tinyws.types import ASGIApp, Message
 
 logger = logging.getLogger("tinyws.server")
 
 
-class Lifespan:
+class LifespanRunner:
     """Drives the app's lifespan scope; `state` is shared with every request scope."""
 
     def __init__(self, app: ASGIApp, mode: str, shutdown_timeout: float = 10.0) -> None:
@@ -73,12 +73,12 @@ class Lifespan:
             self.failure = "the app returned without answering lifespan.startup"
 
     async def startup(self) -> None:
-        """Wait for the app's startup; raise `StartupFailed` if it failed."""
+        """Wait for the app's startup; raise `LifespanError` if it failed."""
         if self.mode == "off":
             return
         await self._started.wait()
         if self.failure is not None:
-            raise StartupFailed(self.failure)
+            raise LifespanError(self.failure)
 
     async def shutdown(self) -> None:
         """Ask the app to shut down and wait (bounded) for its answer."""

@@ -18,17 +18,17 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 
+from tinyws.readiness import native_waiters
 from tinyws.server.config import Config
 from tinyws.server.connection import ServerConnection
-from tinyws.server.handshake import OVERLOADED
-from tinyws.server.loop import Peer
-from tinyws.server.readiness import waiters
+from tinyws.server.heads import OVERLOADED
+from tinyws.server.peer import Peer
 from tinyws.types import ASGIApp
 
 logger = logging.getLogger("tinyws.server")
 
 
-class Hub:
+class Acceptor:
     """What all connections share: the app, the config and the live set."""
 
     def __init__(self, app: ASGIApp, config: Config, state: dict[str, object] | None) -> None:
@@ -40,7 +40,7 @@ class Hub:
         self.stopping = False
         self.idle = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.wait_readable, self.wait_writable = waiters()
+        self.wait_readable, self.wait_writable = native_waiters()
 
     def cancel_all(self) -> None:
         """Cancel the connection tasks that are not in a task group (asyncio)."""

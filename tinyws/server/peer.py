@@ -24,12 +24,12 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-from tinyws.server.connection import ServerConnection, State
-from tinyws.server.errors import ClientDisconnected
+from tinyws.errors import ClientDisconnect
+from tinyws.server.connection import Phase, ServerConnection
 from tinyws.types import Message, Scope
 
 if TYPE_CHECKING:
-    from tinyws.server.hub import Hub
+    from tinyws.server.acceptor import Acceptor
 
 logger = logging.getLogger("tinyws.server")
 access_logger = logging.getLogger("tinyws.access")
@@ -46,11 +46,11 @@ class Peer:
     """One client connection: a socket, its protocol core and its deadline."""
 
     __slots__ = (
+        "acceptor",
         "active",
         "app",
         "core",
         "deadline",
-        "hub",
         "idle",
         "pending",
         "ping_sent",
@@ -61,12 +61,12 @@ class Peer:
         "writing",
     )
 
-    def __init__(self, hub: Hub, sock: socket.socket, core: ServerConnection) -> None:
-        self.hub = hub
-        self.app = hub.app
+    def __init__(self, acceptor: Acceptor, sock: socket.socket, core: ServerConnection) -> None:
+        self.acceptor = acceptor
+        self.app = acceptor.app
         self.sock = sock
         self.core = core
-        self.deadline = time.monotonic() + hub.config.head_timeout
+        self.deadline = time.monotonic() + acceptor.config.head_timeout
         self.active = False  # bytes arrived since the reaper last looked
         self.ping_sent = False
         self.receiving = False
@@ -79,12 +79,12 @@ class Peer:
     async def run(self) -> None:
         try:
             await self._serve()
-        except ClientDisconnected:
+        except ClientDisconnect:
             pass
         except Exception:
             logger.exception("connection handler failed")
         finally:
-            self.hub.forget(self)
+            self.acceptor.forget(self)
             self.sock.close()
 
     async def _serve(self) -> None:
@@ -92,19 +92,19 @@ class Peer:
         while True:
             scope = core.next_request()
             if scope is None:
-                if core.state is State.CLOSED:
+                if core.phase is Phase.CLOSED:
                     break
                 await self._fill()
                 if self.idle and core.has_buffered_data():  # a new head has started
                     self.idle = False
-                    self.deadline = time.monotonic() + self.hub.config.head_timeout
+                    self.deadline = time.monotonic() + self.acceptor.config.head_timeout
                 continue
             self.deadline = math.inf
             if scope["type"] == "http":
                 await self._http(scope)
             else:
                 await self._websocket(scope)
-            if core.state is not State.IDLE or self.hub.stopping:
+            if core.phase is not Phase.IDLE or self.acceptor.stopping:
                 break
             self._idle()
         await self.flush()
@@ -122,14 +122,14 @@ class Peer:
                     if not sock.recv(_RECV_SIZE):
                         return
                 except BlockingIOError:
-                    await self.hub.wait_readable(sock)
+                    await self.acceptor.wait_readable(sock)
                 except OSError:
                     return
 
     def _idle(self) -> None:
         """Between requests: the keep-alive timer runs."""
         self.idle = not self.core.has_buffered_data()
-        self.deadline = time.monotonic() + self.hub.config.keepalive_timeout
+        self.deadline = time.monotonic() + self.acceptor.config.keepalive_timeout
 
     async def _fill(self) -> None:
         """Read once from the socket into the core (b"" at EOF)."""
@@ -139,7 +139,7 @@ class Peer:
                 data = sock.recv(self.recv_size)
             except BlockingIOError:
                 self.streak = 0
-                await self.hub.wait_readable(sock)
+                await self.acceptor.wait_readable(sock)
                 continue
             except OSError:
                 data = b""
@@ -189,16 +189,16 @@ class Peer:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            raise ClientDisconnected(str(exc)) from None
+            raise ClientDisconnect(str(exc)) from None
         view = memoryview(data)[sent:]
         while view:
-            await self.hub.wait_writable(sock)
+            await self.acceptor.wait_writable(sock)
             try:
                 view = view[sock.send(view) :]
             except BlockingIOError:
                 continue
             except OSError as exc:
-                raise ClientDisconnected(str(exc)) from None
+                raise ClientDisconnect(str(exc)) from None
 
     # -- HTTP ----------------------------------------------------------------
 
@@ -206,14 +206,14 @@ class Peer:
         failed = False
         try:
             await self.app(scope, self._http_receive, self._http_send)
-        except ClientDisconnected:
+        except ClientDisconnect:
             failed = True
         except Exception:
             failed = True
             logger.exception("exception in ASGI app (HTTP %s %s)", scope["method"], scope["path"])
         status = self.core.response_status
         self.core.http_finish(failed)
-        if self.hub.config.access_log:
+        if self.acceptor.config.access_log:
             self._log_access(scope, status)
         await self.flush()
         if self.core.has_buffered_data():
@@ -232,7 +232,7 @@ class Peer:
             if core.awaiting_body():
                 # A body that stalls is slowloris again: the head timeout also
                 # bounds each pause. (Waiting for a disconnect has no limit.)
-                self.deadline = time.monotonic() + self.hub.config.head_timeout
+                self.deadline = time.monotonic() + self.acceptor.config.head_timeout
                 await self._fill()
                 self.deadline = math.inf
             else:
@@ -246,7 +246,7 @@ class Peer:
     async def _flush_or_eof(self) -> None:
         try:
             await self.flush()
-        except ClientDisconnected:
+        except ClientDisconnect:
             self.core.receive_data(b"")
 
     def _log_access(self, scope: Scope, status: int) -> None:
@@ -265,16 +265,16 @@ class Peer:
         failed = False
         try:
             await self.app(scope, self._ws_receive, self._ws_send)
-        except ClientDisconnected:
+        except ClientDisconnect:
             pass
         except Exception:
             failed = True
             logger.exception("exception in ASGI app (WebSocket %s)", scope["path"])
         core.ws_finish(failed)
         await self._flush_or_eof()
-        if core.state is State.CLOSING:  # wait (bounded) for the client's close frame
-            self.deadline = time.monotonic() + self.hub.config.ws_close_timeout
-            while core.state is State.CLOSING:
+        if core.phase is Phase.CLOSING:  # wait (bounded) for the client's close frame
+            self.deadline = time.monotonic() + self.acceptor.config.ws_close_timeout
+            while core.phase is Phase.CLOSING:
                 if core.ws_receive() is None:
                     await self._fill()
             await self._flush_or_eof()
@@ -296,7 +296,7 @@ class Peer:
     async def _ws_send(self, message: Message) -> None:
         core = self.core
         core.ws_send(message)
-        if core.state is State.OPEN and message["type"] == "websocket.accept":
+        if core.phase is Phase.OPEN and message["type"] == "websocket.accept":
             self._opened()
         if core.output:
             await self.write(core.take_output())
@@ -305,9 +305,9 @@ class Peer:
         channel = self.core.channel
         if channel is not None and channel.compressed:
             self.recv_size = _RECV_SIZE_DEFLATE
-        interval = self.hub.config.ws_ping_interval
+        interval = self.acceptor.config.ws_ping_interval
         self.deadline = math.inf if interval is None else time.monotonic() + interval
-        if self.hub.stopping:
+        if self.acceptor.stopping:
             self.core.ws_shutdown()
 
     # -- timers (called by the reaper) -------------------------------------------
@@ -315,18 +315,18 @@ class Peer:
     def expire(self, now: float) -> None:
         """The deadline passed: ping, or give up on the connection."""
         core = self.core
-        if core.state is State.OPEN:
+        if core.phase is Phase.OPEN:
             if not self.receiving:
                 self._pump()
             if self.active:  # alive: push the next ping further out
                 self.active = self.ping_sent = False
-                self.deadline = now + (self.hub.config.ws_ping_interval or math.inf)
+                self.deadline = now + (self.acceptor.config.ws_ping_interval or math.inf)
                 return
             if not self.ping_sent and core.channel is not None:
                 self.ping_sent = True
                 core.channel.ping()
                 self.write_nowait(core.take_output())
-                self.deadline = now + self.hub.config.ws_ping_timeout
+                self.deadline = now + self.acceptor.config.ws_ping_timeout
                 return
         self.abort()
 
@@ -349,9 +349,9 @@ class Peer:
         """Server shutdown: close WebSockets with 1001, drop idle keep-alives."""
         core = self.core
         core.keep_alive = False
-        if core.state is State.OPEN:
+        if core.phase is Phase.OPEN:
             core.ws_shutdown()
             self.write_nowait(core.take_output())
-            self.deadline = time.monotonic() + self.hub.config.ws_close_timeout
-        elif core.state is State.IDLE:
+            self.deadline = time.monotonic() + self.acceptor.config.ws_close_timeout
+        elif core.phase is Phase.IDLE:
             self.abort()

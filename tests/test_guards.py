@@ -545,3 +545,65 @@ def test_a_plain_guard_returning_a_coroutine_is_a_500_denial(backend: str) -> No
     denied = denial_of(guarded_app(guard), backend)
     assert denied.status == 500
     assert denied.body == INTERNAL_ERROR
+
+
+# -- bearer_token from a query parameter or a cookie (browsers cannot set headers) -------------
+
+
+def browser_app() -> App:
+    return guarded_app(bearer_token(users, query="token", cookie="session"))
+
+
+def test_bearer_token_reads_the_query_parameter(backend: str) -> None:
+    with TestClient(browser_app(), backend=backend).websocket_connect("/ws?token=good") as ws:
+        assert ws.receive_json() == {"hello": {"name": "ada"}}
+
+
+def test_bearer_token_reads_the_cookie(backend: str) -> None:
+    client = TestClient(browser_app(), backend=backend)
+    with client.websocket_connect("/ws", headers={"Cookie": "other=1; session=good"}) as ws:
+        assert ws.receive_json() == {"hello": {"name": "ada"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/ws?token=bad", {}),
+        ("/ws?token=", {}),
+        ("/ws", {"Cookie": "session=bad"}),
+        ("/ws", {"Cookie": "session="}),
+        # The header wins when present, even when the query parameter is good.
+        ("/ws?token=good", {"Authorization": "Bearer bad"}),
+        ("/ws?token=good", {"Authorization": "Basic Z29vZDpwdw=="}),
+        ("/ws", {"Authorization": "Bearer bad", "Cookie": "session=good"}),
+    ],
+)
+def test_bearer_token_from_query_or_cookie_denies_401(
+    path: str, headers: dict[str, str], backend: str
+) -> None:
+    client = TestClient(browser_app(), backend=backend, raise_server_exceptions=False)
+    with pytest.raises(WebSocketDenied) as denied:
+        client.websocket_connect(path, headers=headers)
+    assert denied.value.status == 401
+    assert denied.value.headers["www-authenticate"] == "Bearer"
+
+
+def test_bearer_token_query_and_cookie_are_opt_in(backend: str) -> None:
+    """Without ``query=``/``cookie=``, a token in the URL or a cookie is not looked at."""
+    app = guarded_app(bearer_token(users))
+    assert denial_of(app, backend, headers={"Cookie": "session=good"}).status == 401
+    client = TestClient(app, backend=backend, raise_server_exceptions=False)
+    with pytest.raises(WebSocketDenied) as denied:
+        client.websocket_connect("/ws?token=good")
+    assert denied.value.status == 401
+
+
+def test_bearer_token_header_beats_query_when_both_are_good(backend: str) -> None:
+    def verify(token: str) -> str | None:
+        return {"header-token": "from-header", "query-token": "from-query"}.get(token)
+
+    app = guarded_app(bearer_token(verify, query="token"))
+    client = TestClient(app, backend=backend)
+    headers = {"Authorization": "Bearer header-token"}
+    with client.websocket_connect("/ws?token=query-token", headers=headers) as ws:
+        assert ws.receive_json() == {"hello": "from-header"}

@@ -79,19 +79,39 @@ def allow_origins(origins: Iterable[str]) -> Guard:
     return origin_allowed
 
 
-def bearer_token(verify: Callable[[str], Any] | Callable[[str], Awaitable[Any]]) -> Guard:
-    """Deny 401 unless ``Authorization: Bearer <token>`` passes ``verify(token)``.
+def bearer_token(
+    verify: Callable[[str], Any] | Callable[[str], Awaitable[Any]],
+    *,
+    query: str | None = None,
+    cookie: str | None = None,
+) -> Guard:
+    """Deny 401 unless the handshake's bearer token passes ``verify(token)``.
 
-    ``verify`` may be sync or async; a truthy result is stored as
-    ``req.context.user`` for the handler.
+    The token is read from ``Authorization: Bearer <token>``. Browsers cannot
+    set headers on a WebSocket, so ``query="token"`` and ``cookie="session"``
+    also take it from that query parameter or cookie, but only when there is
+    no ``Authorization`` header: a header that is present always wins, even a
+    malformed one, so a client never gets a different answer by adding a
+    second credential. ``verify`` may be sync or async; a truthy result is
+    stored as ``req.context.user`` for the handler.
     """
     check = inline(verify)
     challenge = {"WWW-Authenticate": "Bearer"}
 
+    def token_of(req: Request) -> str:
+        header = req.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+        if query is not None and req.query.get(query):
+            return req.query[query]
+        if cookie is not None:
+            return req.cookies.get(cookie, "")
+        return ""
+
     async def token_valid(req: Request) -> None:
-        scheme, _, token = req.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = token_of(req)
+        if not token:
             raise HTTPError(401, "Unauthorized", "a bearer token is required", challenge)
         user = await check(token)
         if inspect.isawaitable(user):

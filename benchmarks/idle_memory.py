@@ -36,7 +36,7 @@ from typing import cast
 import harness
 import render
 
-from tinyws.bench.client_handshake import accept_for
+from tinyws.rfc6455 import accept_key
 
 DEFAULT_SERVERS = (
     "tinyws",
@@ -136,7 +136,7 @@ def check_head(head: bytes, key: bytes) -> str:
     for line in lines:
         name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip()
-    if headers.get(b"sec-websocket-accept") != accept_for(key):
+    if headers.get(b"sec-websocket-accept") != accept_key(key):
         return "a 101 with a wrong Sec-WebSocket-Accept"
     return ""
 

@@ -33,7 +33,7 @@ def test_runs_every_scenario_and_writes_json(
 
 
 def test_a_wrong_accept_key_fails_loudly(core: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tinyws.server.heads import accept_response
+    from tinyws.server.responses import accept_response
 
     def wrong_key(key: bytes, *args: Any) -> bytes:
         return accept_response(b"x" + key[1:], *args)

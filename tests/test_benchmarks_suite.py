@@ -19,7 +19,7 @@ import idle_memory  # noqa: E402
 import render  # noqa: E402
 import run  # noqa: E402
 
-from tinyws.bench.client_handshake import accept_for  # noqa: E402
+from tinyws.rfc6455 import accept_key  # noqa: E402
 
 
 def fake_process(
@@ -198,7 +198,7 @@ def test_document_has_the_socket_free_tables() -> None:
 def test_check_head() -> None:
     key = b"dGhlIHNhbXBsZSBub25jZQ=="
     good = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: "
-    assert idle_memory.check_head(good + accept_for(key), key) == ""
+    assert idle_memory.check_head(good + accept_key(key), key) == ""
     assert "wrong" in idle_memory.check_head(good + b"nope", key)
     assert "403" in idle_memory.check_head(b"HTTP/1.1 403 Forbidden\r\nA: b", key)
 
@@ -229,7 +229,7 @@ def test_idle_client_answers_pings_and_notices_a_close() -> None:
         idle.connection_made(cast(asyncio.BaseTransport, transport))
         assert transport.written.endswith(idle.key + b"\r\n\r\n")
         transport.written = b""
-        head = b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: " + accept_for(idle.key) + b"\r\n\r\n"
+        head = b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: " + accept_key(idle.key) + b"\r\n\r\n"
         idle.data_received(head + b"\x89\x02hi"[:3])  # the 101 and part of a ping
         assert opened.done()
         assert transport.written == b""

@@ -25,12 +25,12 @@ from __future__ import annotations
 import base64
 import enum
 import errno
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from tinyws.rfc6455 import accept_key
+
 MAX_HEAD = 65536
 CLOSE_CODE = (1000).to_bytes(2, "big")
 
@@ -96,11 +96,6 @@ class Stage(enum.Enum):
     TRAILERS = enum.auto()
     UNTIL_EOF = enum.auto()
     DONE = enum.auto()
-
-
-def accept_for(key: bytes) -> bytes:
-    """Return the ``Sec-WebSocket-Accept`` value a server must answer to ``key``."""
-    return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
 class ClientHandshake:
@@ -239,7 +234,7 @@ def parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
 
 def check_upgrade(headers: dict[bytes, bytes], key: bytes, offered: frozenset[str]) -> None:
     """Raise unless a 101 response completes the upgrade that ``key`` asked for."""
-    if headers.get(b"sec-websocket-accept") != accept_for(key):
+    if headers.get(b"sec-websocket-accept") != accept_key(key):
         raise HandshakeError("bad_accept", "missing or wrong Sec-WebSocket-Accept")
     connection = {token.strip() for token in headers.get(b"connection", b"").lower().split(b",")}
     if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in connection:

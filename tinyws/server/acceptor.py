@@ -21,8 +21,8 @@ import anyio.abc
 from tinyws.readiness import native_waiters
 from tinyws.server.config import Config
 from tinyws.server.connection import ServerConnection
-from tinyws.server.heads import OVERLOADED
 from tinyws.server.peer import Peer
+from tinyws.server.responses import OVERLOADED
 from tinyws.types import ASGIApp
 
 logger = logging.getLogger("tinyws.server")
@@ -75,7 +75,7 @@ class Acceptor:
                     await anyio.sleep(0.1)
                     break
                 if len(self.peers) >= self.config.max_connections:
-                    _refuse(sock, OVERLOADED)
+                    _refuse(sock, OVERLOADED())
                     continue
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

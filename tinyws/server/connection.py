@@ -43,20 +43,22 @@ from tinyws.errors import ASGIProtocolError, ClientDisconnect
 from tinyws.server.config import Limits
 from tinyws.server.frames import WebSocketChannel, negotiate_deflate
 from tinyws.server.heads import (
-    FORBIDDEN,
-    SERVER_ERROR,
     Offer,
-    RawHeaders,
     RequestHead,
-    accept_response,
-    asgi_headers,
     check_upgrade,
-    denial_response,
-    error_response,
     parse_plain_head,
     wants_websocket,
 )
 from tinyws.server.http11 import HTTPCycle
+from tinyws.server.responses import (
+    FORBIDDEN,
+    SERVER_ERROR,
+    RawHeaders,
+    accept_response,
+    asgi_headers,
+    denial_response,
+    error_response,
+)
 from tinyws.server.scope import build_scope
 from tinyws.types import Message, Scope
 
@@ -335,7 +337,7 @@ class ServerConnection:
         if kind == "websocket.accept":
             self._accept(message)
         elif kind == "websocket.close":
-            self._refuse(FORBIDDEN)
+            self._refuse(FORBIDDEN())
         elif kind == "websocket.http.response.start":
             status = int(message["status"])
             if not 200 <= status <= 599:  # 1xx is not a final response
@@ -372,7 +374,7 @@ class ServerConnection:
     def ws_finish(self, failed: bool) -> None:
         """The app returned (or raised): settle whatever it left open."""
         if self.phase is Phase.HANDSHAKE or self.phase is Phase.DENYING:
-            self._refuse(SERVER_ERROR)
+            self._refuse(SERVER_ERROR())
         elif self.phase is Phase.OPEN and self.channel is not None:
             self.channel.close(1011 if failed else 1000)
             self.phase = Phase.CLOSING

@@ -1,5 +1,5 @@
-"""Request heads: the fast parser for plain upgrade heads, RFC 6455 checks,
-and the pre-encoded responses the server writes without h11.
+"""Request heads: the fast parser for plain upgrade heads and the RFC 6455
+checks of an upgrade (the responses are in `responses.py`).
 
 Parsing a WebSocket upgrade head with h11 costs about eight times as much as
 one strict regex per line. So heads are first offered to `parse_plain_head`,
@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Any
 
-RawHeaders = list[tuple[bytes, bytes]]
+from tinyws.server.responses import VERSION_REFUSAL, RawHeaders, error_response
 
 _REQUEST_LINE = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
 # One header line: a token name, then a value of anything but control
@@ -35,11 +30,6 @@ _FIELD = (
 )
 _HEADER_LINE = re.compile(_FIELD)
 _HEADER_BLOCK = re.compile(b"(?:" + _FIELD + b")*")
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
-
-REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
 @dataclass(slots=True)
@@ -119,85 +109,10 @@ def check_upgrade(head: RequestHead) -> Offer | bytes:
     if b"upgrade" not in connection:
         return error_response(400, b"Connection header must include Upgrade")
     if versions != [b"13"]:
-        return VERSION_REFUSAL
+        return VERSION_REFUSAL()
     if len(keys) != 1 or not _valid_key(keys[0]):
         return error_response(400, b"Missing or invalid Sec-WebSocket-Key")
     return Offer(keys[0], protocols, extensions)
-
-
-def accept_response(
-    key: bytes, subprotocol: str | None, extension: str | None, headers: RawHeaders
-) -> bytes:
-    """The 101 response, written directly (no h11 on this path)."""
-    digest = hashlib.sha1(key + _WS_GUID, usedforsecurity=False).digest()
-    parts = [_ACCEPT_HEAD, base64.b64encode(digest), b"\r\n"]
-    if subprotocol is not None:
-        parts += [b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n"]
-    if extension is not None:
-        parts += [b"sec-websocket-extensions: ", extension.encode("ascii"), b"\r\n"]
-    for name, value in headers:
-        parts += [name, b": ", value, b"\r\n"]
-    parts.append(b"\r\n")
-    return b"".join(parts)
-
-
-def response_head(status: int, headers: RawHeaders) -> bytes:
-    """A status line and headers, for responses built without h11."""
-    reason = REASONS.get(status, b"Unknown")
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-    lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
-def error_response(
-    status: int, detail: bytes | None = None, extra: RawHeaders | None = None
-) -> bytes:
-    """A complete plain-text error response that ends the connection."""
-    body = (detail or REASONS.get(status, b"Error")) + b"\n"
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", b"%d" % len(body)),
-        (b"connection", b"close"),
-        *(extra or []),
-    ]
-    return response_head(status, headers) + body
-
-
-def asgi_headers(message: Mapping[str, Any]) -> RawHeaders:
-    """The `headers` of an ASGI message: lowercase names, checked against splitting."""
-    headers = [(bytes(name).lower(), bytes(value)) for name, value in message.get("headers", ())]
-    for name, value in headers:
-        check_header(name, value)
-    return headers
-
-
-def denial_response(status: int, headers: RawHeaders, body: bytes) -> bytes:
-    """A WebSocket denial: the app's response, framed by the server.
-
-    The whole body is known, so the server sets an exact Content-Length
-    (replacing any the app gave) and closes the connection afterwards.
-    """
-    kept = [(n, v) for n, v in headers if n not in _FRAMING]
-    kept += [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
-    return response_head(status, kept) + body
-
-
-def check_header(name: bytes, value: bytes) -> None:
-    """Refuse header names and values that could split the response."""
-    if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
-        raise ValueError(f"invalid response header {name!r}: {value!r}")
-
-
-def http_date() -> bytes:
-    """The Date header value, formatted at most once a second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
-    value = _date_cache[1]
-    assert isinstance(value, bytes)
-    return value
 
 
 def _tokens(value: bytes) -> list[bytes]:
@@ -218,16 +133,4 @@ def _valid_key(key: bytes) -> bool:
         return False
 
 
-_FRAMING = (b"content-length", b"transfer-encoding", b"connection")
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
-_date_cache: list[int | bytes] = [0, b""]
-_ACCEPT_HEAD = (
-    b"HTTP/1.1 101 Switching Protocols\r\n"
-    b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: "
-)
-VERSION_REFUSAL = error_response(
-    426, b"Unsupported WebSocket version", [(b"sec-websocket-version", b"13")]
-)
-FORBIDDEN = error_response(403)
-SERVER_ERROR = error_response(500)
-OVERLOADED = error_response(503)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import h11
 
 from tinyws.errors import ASGIProtocolError, ClientDisconnect
-from tinyws.server.heads import REASONS, RawHeaders, asgi_headers, http_date
+from tinyws.server.responses import REASONS, RawHeaders, asgi_headers, http_date
 from tinyws.types import Message
 
 _DISCONNECT: Message = {"type": "http.disconnect"}

@@ -1,0 +1,148 @@
+"""Every response the server writes itself, each with a `Date` header.
+
+The 101 that accepts a WebSocket, the app's WebSocket denials, and the
+server's own refusals (400, 403, 413, 426, 431, 500, 503, 505 ...) are
+written here directly, without h11. RFC 9110 §6.6.1 wants a `Date` on them
+from any server with a clock; the value is formatted at most once a second
+(`http_date`), and a response that never changes (`Canned`) is encoded once
+per second, so a refusal costs a cache check, not a format.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from tinyws.rfc6455 import accept_key
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+_FRAMING = (b"content-length", b"transfer-encoding", b"connection")
+_ACCEPT_HEAD = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: "
+)
+
+
+def http_date() -> bytes:
+    """The Date header value, formatted at most once a second.
+
+    The same bytes object is returned until the second changes, so callers
+    may cache on its identity.
+    """
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0] = now
+        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+    value = _date_cache[1]
+    assert isinstance(value, bytes)
+    return value
+
+
+def accept_response(
+    key: bytes, subprotocol: str | None, extension: str | None, headers: RawHeaders
+) -> bytes:
+    """The 101 that accepts a WebSocket."""
+    parts = [_ACCEPT_HEAD, accept_key(key), b"\r\n"]
+    if not headers or not _has_date(headers):  # the app's own Date wins
+        parts += [b"date: ", http_date(), b"\r\n"]
+    if subprotocol is not None:
+        parts += [b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n"]
+    if extension is not None:
+        parts += [b"sec-websocket-extensions: ", extension.encode("ascii"), b"\r\n"]
+    for name, value in headers:
+        parts += [name, b": ", value, b"\r\n"]
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def response_head(status: int, headers: RawHeaders, dated: bool = True) -> bytes:
+    """A status line, the headers and (unless `dated` is false) a `Date`, then the blank line."""
+    reason = REASONS.get(status, b"Unknown")
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
+    if dated:
+        lines.append(b"date: %s\r\n" % http_date())
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def error_response(
+    status: int, detail: bytes | None = None, extra: RawHeaders | None = None
+) -> bytes:
+    """A complete plain-text error response that ends the connection."""
+    body = (detail or REASONS.get(status, b"Error")) + b"\n"
+    return response_head(status, _error_headers(body, extra)) + body
+
+
+def denial_response(status: int, headers: RawHeaders, body: bytes) -> bytes:
+    """A WebSocket denial: the app's response, framed by the server.
+
+    The whole body is known, so the server sets an exact Content-Length
+    (replacing any the app gave) and closes the connection afterwards.
+    """
+    kept = [(n, v) for n, v in headers if n not in _FRAMING]
+    kept += [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+    return response_head(status, kept, dated=not _has_date(kept)) + body
+
+
+class Canned:
+    """A fixed error response: encoded once, its `Date` line renewed each second."""
+
+    __slots__ = ("_after", "_before", "_date", "_encoded")
+
+    def __init__(self, status: int, detail: bytes | None = None, extra: RawHeaders | None = None):
+        body = (detail or REASONS.get(status, b"Error")) + b"\n"
+        whole = response_head(status, _error_headers(body, extra))
+        date_at = whole.rindex(b"date: ")
+        self._before = whole[:date_at] + b"date: "
+        self._after = b"\r\n\r\n" + body
+        self._date = b""
+        self._encoded = b""
+
+    def __call__(self) -> bytes:
+        date = http_date()
+        if date is not self._date:
+            self._date = date
+            self._encoded = self._before + date + self._after
+        return self._encoded
+
+
+def asgi_headers(message: Mapping[str, Any]) -> RawHeaders:
+    """The `headers` of an ASGI message: lowercase names, checked against splitting."""
+    headers = [(bytes(name).lower(), bytes(value)) for name, value in message.get("headers", ())]
+    for name, value in headers:
+        check_header(name, value)
+    return headers
+
+
+def check_header(name: bytes, value: bytes) -> None:
+    """Refuse header names and values that could split the response."""
+    if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+        raise ValueError(f"invalid response header {name!r}: {value!r}")
+
+
+def _has_date(headers: RawHeaders) -> bool:
+    return any(name == b"date" for name, _ in headers)
+
+
+def _error_headers(body: bytes, extra: RawHeaders | None) -> RawHeaders:
+    return [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+        *(extra or []),
+    ]
+
+
+_date_cache: list[int | bytes] = [0, b""]
+VERSION_REFUSAL = Canned(426, b"Unsupported WebSocket version", [(b"sec-websocket-version", b"13")])
+FORBIDDEN = Canned(403)
+SERVER_ERROR = Canned(500)
+OVERLOADED = Canned(503)

@@ -189,7 +189,8 @@ async def test_iteration_ends_on_disconnect_and_skips_the_connect_message() -> N
     assert got == ["a", b"b"]
 
 
-async def test_iteration_records_the_peers_close_code_and_refuses_a_closed_socket() -> None:
+async def test_iteration_records_the_peers_close_code_and_keeps_reporting_it() -> None:
+    """Once the client has gone, every later read says so again, with the client's code."""
     seen: list[object] = []
 
     async def handler(ws: WebSocket) -> None:
@@ -200,12 +201,15 @@ async def test_iteration_records_the_peers_close_code_and_refuses_a_closed_socke
         async for _ in ws:
             pass
         seen.extend([ws.close_code, ws.close_reason, ws.closed])
-        with pytest.raises(WebSocketStateError, match="but it is CLOSED"):
-            async for _ in ws:
-                pass
+        async for _ in ws:
+            seen.append("iterated after the client left")
+        for read in (ws.receive, ws.receive_text, lambda: ws.send("late")):
+            with pytest.raises(WebSocketDisconnect) as gone:
+                await read()
+            seen.append((gone.value.code, gone.value.reason))
 
     await run(handler, {"type": "websocket.disconnect", "code": 4321, "reason": "done"})
-    assert seen == [4321, "done", True]
+    assert seen == [4321, "done", True, (4321, "done"), (4321, "done"), (4321, "done")]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from tinyws import denial
 from tinyws.concurrency import inline, threaded
 from tinyws.denial import DenialMode, check_mode, internal_error
 from tinyws.guards import Guard, resolve_guards
@@ -22,8 +23,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("tinyws")
 
-# Set in the scope by tinyws.testing: re-raise app errors after answering them,
-# so a test sees the exception while the client still sees the wire's answer.
+# Set in the scope by tinyws.testing: re-raise app errors so a test sees the
+# exception itself. HTTP errors are answered first (the client sees the 500);
+# WebSocket errors re-raise unanswered, and the test client plays the server's
+# part (a 500 denial before accept, 1011 after).
 RAISE_KEY = "tinyws.raise_server_exceptions"
 
 
@@ -76,7 +79,7 @@ class App:
         except Exception:
             logger.exception("startup before the first request failed")
             if req.scope["type"] == "websocket":
-                await WebSocket(req, req.receive, send, self.denial).crash()
+                await WebSocket(req, req.receive, send, self.denial)._settle(denial.crash)
             else:
                 await internal_error().send_http(send)
             if reraise:

@@ -1,32 +1,174 @@
-"""How a refusal reaches the client.
+"""How a refusal reaches the client: the one place that decides.
 
-Before ``accept()`` a refusal is a *denial*. In ``"http"`` mode it is a real
-HTTP response sent through the ASGI "websocket.http.response" extension; a
-server that does not list the extension only understands ``websocket.close``,
-which it answers with a bare 403. In ``"close"`` mode the handshake is
-accepted and then closed with ``4000 + status``: the only part of a refusal
-that a browser's WebSocket API can read. ``"auto"`` picks ``"close"`` for
-browsers, recognised by their ``Origin`` header.
+A handshake can be refused in many ways — a guard's ``False`` or
+``Response``, an ``HTTPError`` from a hook, the router's 404, ``ws.deny()``,
+``ws.close()`` before ``accept()``, a handler that returns without answering,
+a crash — but it reaches the wire in only three, picked once per connection
+from the denial mode and what the server offers (the connection's *way*):
+
+``"http"``
+    A real HTTP response, sent as ``websocket.http.response.start`` and one
+    ``websocket.http.response.body`` (granian refuses a body in parts). Only
+    when the server lists the "websocket.http.response" extension: daphne
+    silently drops those messages and the client hangs.
+``"fallback"``
+    Mode ``"http"`` on a server without the extension: ``websocket.close``
+    before accept, which every server answers with a bare 403.
+``"close"``
+    Accept, then close with ``4000 + status``: the only part of a refusal a
+    browser's WebSocket API can read. Mode ``"auto"`` is ``"close"`` for
+    browsers (recognised by their ``Origin`` header) and ``"http"`` otherwise.
+
+After ``accept()`` there is no HTTP exchange left: every refusal is a close
+frame (``4000 + status`` for an ``HTTPError``, 1011 for a crash, 1000 for a
+handler that returns). Each function here sends the ASGI messages and returns
+the ``Ending`` the client saw, which the WebSocket records as its state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, NamedTuple, cast
 
 from tinyws.errors import HTTPError, reason_phrase
 from tinyws.response import NO_BODY, Response
+from tinyws.types import Send
 
 DenialMode = Literal["http", "close", "auto"]
+Way = Literal["http", "close", "fallback"]
 MODES = ("http", "close", "auto")
 EXTENSION = "websocket.http.response"
 MAX_REASON = 123  # a close frame's payload is at most 125 bytes, two of them the code
+_ACCEPT = {"type": "websocket.accept"}
+_FALLBACK = {"type": "websocket.close", "code": 1000, "reason": ""}
+
+
+class Ending(NamedTuple):
+    """What the client saw: the handshake's status, and the close code after a 101."""
+
+    status: int
+    close_code: int | None
 
 
 def check_mode(mode: object) -> DenialMode:
     if mode not in MODES:
         raise ValueError(f"denial must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    return mode  # type: ignore[return-value]
+    return cast(DenialMode, mode)
+
+
+def way_of(mode: DenialMode, extension: bool, browser: bool) -> Way:
+    """How this connection's denials go out, from the mode and what the server offers."""
+    if mode == "close" or (mode == "auto" and browser):
+        return "close"
+    return "http" if extension else "fallback"
+
+
+# -- before accept(): denials ------------------------------------------------------
+
+
+async def deny(send: Send, way: Way, response: Response) -> Ending:
+    """Refuse with exactly ``response`` (``ws.deny()``, a guard's ``Response``)."""
+    status = response.status
+    body = b"" if status in NO_BODY else response.body
+    reason = reason_phrase(status)
+    return await _deny(
+        send, way, status=status, reason=reason, headers=response.raw_headers, body=body
+    )
+
+
+async def deny_error(send: Send, way: Way, exc: HTTPError) -> Ending:
+    """Refuse with the JSON response an ``HTTPError`` stands for."""
+    if way != "http":  # the body would never be sent: don't build it
+        headers, body = _no_headers, b""
+    else:
+        encoded, body = error_denial(exc)
+        headers = encoded.copy
+    return await _deny(send, way, status=exc.status, reason=exc.title, headers=headers, body=body)
+
+
+async def close_unaccepted(send: Send, way: Way, code: int, reason: str) -> Ending:
+    """``ws.close()`` before ``accept()``: a 403 (as ASGI defines), or accept-then-close."""
+    if way == "close":
+        return await _accept_then_close(send, code, reason)
+    await send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+    return Ending(403, None)
+
+
+async def _deny(
+    send: Send,
+    way: Way,
+    *,
+    status: int,
+    reason: str,
+    headers: Callable[[], list[tuple[bytes, bytes]]],
+    body: bytes,
+) -> Ending:
+    # ``headers`` is called only when a denial response is really sent.
+    if way == "http":
+        start = {"type": "websocket.http.response.start", "status": status, "headers": headers()}
+        await send(start)
+        await send({"type": "websocket.http.response.body", "body": body})
+        return Ending(status, None)
+    if way == "close":
+        return await _accept_then_close(send, close_code(status), reason)
+    await send(_FALLBACK)
+    return Ending(403, None)
+
+
+async def _accept_then_close(send: Send, code: int, reason: str) -> Ending:
+    await send(_ACCEPT)
+    await close_accepted(send, code, reason)
+    return Ending(101, code)
+
+
+def _no_headers() -> list[tuple[bytes, bytes]]:
+    return []
+
+
+# -- after accept(): close frames ----------------------------------------------------
+
+
+async def close_accepted(send: Send, code: int, reason: str) -> None:
+    await send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+
+
+async def close_quietly(send: Send, code: int, reason: str) -> Ending:
+    """Close an accepted socket whose end the app did not choose; a gone peer is no error."""
+    with contextlib.suppress(OSError):  # the client left first: the close is moot
+        await close_accepted(send, code, reason)
+    return Ending(101, code)
+
+
+# -- the pipeline's endings: refusal, crash, a handler that returned ------------------
+
+
+async def refuse(send: Send, way: Way, accepted: bool, refusal: HTTPError | Response) -> Ending:
+    """An ``HTTPError`` or a guard's ``Response``: a denial, or ``4000 + status`` after accept."""
+    if accepted:
+        reason = refusal.title if isinstance(refusal, HTTPError) else ""
+        return await close_quietly(send, close_code(refusal.status), reason)
+    if isinstance(refusal, Response):
+        return await deny(send, way, refusal)
+    return await deny_error(send, way, refusal)
+
+
+async def crash(send: Send, way: Way, accepted: bool) -> Ending:
+    """Nothing about the crash itself reaches the client: a plain 500, or 1011."""
+    if accepted:
+        return await close_quietly(send, 1011, "")
+    return await deny(send, way, internal_error())
+
+
+async def unanswered(send: Send, way: Way, accepted: bool) -> Ending:
+    """The handler returned: deny 403 if it never answered, else close with 1000."""
+    if accepted:
+        return await close_quietly(send, 1000, "")
+    return await deny_error(send, way, FORBIDDEN)
+
+
+# -- bytes ---------------------------------------------------------------------------
 
 
 def error_response(exc: HTTPError) -> Response:
@@ -41,7 +183,8 @@ def error_denial(exc: HTTPError) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The headers and body ``error_response(exc)`` is sent with as a denial.
 
     Refusals without extra headers are few and repeat on every refused
-    handshake (a guard's 403, a 404), so their bytes are made once.
+    handshake (a guard's 403, a 404), so their bytes are made once; callers
+    send a copy of the headers, since a server may change the list it gets.
     """
     if exc.headers is None:
         return _plain_denial(exc.status, exc.title, exc.description)
@@ -80,19 +223,30 @@ def close_reason(text: str) -> str:
     return data[:MAX_REASON].decode("utf-8", "ignore")
 
 
-def denial_reason(response: Response) -> str:
-    return reason_phrase(response.status)
-
+FORBIDDEN = HTTPError(403)
+NOT_FOUND = HTTPError(404)
 
 __all__ = [
     "EXTENSION",
+    "FORBIDDEN",
     "MODES",
+    "NOT_FOUND",
     "DenialMode",
+    "Ending",
+    "Way",
     "check_mode",
+    "close_accepted",
     "close_code",
+    "close_quietly",
     "close_reason",
-    "denial_reason",
+    "close_unaccepted",
+    "crash",
+    "deny",
+    "deny_error",
     "error_denial",
     "error_response",
     "internal_error",
+    "refuse",
+    "unanswered",
+    "way_of",
 ]

@@ -7,7 +7,8 @@ of ready callables and never asks an object what it can do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tinyws.concurrency import AsyncCallable, Hook, hook, inline
 
@@ -19,16 +20,21 @@ HOOKS = (
     "process_response",
     "process_request_ws",
     "process_resource_ws",
+    "process_response_ws",
 )
 
 Positioned = tuple[tuple[int, AsyncCallable], ...]
+# The handshake path calls hooks plainly (see ``concurrency.Hook``), with positions.
+PositionedHooks = tuple[tuple[int, Callable[..., Any], bool], ...]
 
 
 class Chain:
     """The hooks of a middleware list, in the order each is called.
 
-    HTTP hooks keep the position of their middleware in the list:
-    ``process_response`` runs only for middleware the request reached.
+    Hooks that run "for every middleware the request reached" keep the
+    position of their middleware in the list: ``process_response`` and
+    ``process_response_ws`` run only for middleware before the point where
+    ``process_request``/``process_request_ws`` stopped.
     """
 
     def __init__(self, middleware: Sequence[object] = ()) -> None:
@@ -40,8 +46,9 @@ class Chain:
         self.request: Positioned = _positioned(middleware, "process_request")
         self.resource = _hooks(middleware, "process_resource")
         self.response: Positioned = tuple(reversed(_positioned(middleware, "process_response")))
-        self.request_ws = _plain(middleware, "process_request_ws")
+        self.request_ws = _plain_positioned(middleware, "process_request_ws")
         self.resource_ws = _plain(middleware, "process_resource_ws")
+        self.response_ws = tuple(reversed(_plain_positioned(middleware, "process_response_ws")))
 
 
 def _check(item: object) -> None:
@@ -61,6 +68,10 @@ def _hooks(middleware: Sequence[object], name: str) -> tuple[AsyncCallable, ...]
 
 def _plain(middleware: Sequence[object], name: str) -> tuple[Hook, ...]:
     return tuple(hook(getattr(m, name)) for m in middleware if hasattr(m, name))
+
+
+def _plain_positioned(middleware: Sequence[object], name: str) -> PositionedHooks:
+    return tuple((i, *hook(getattr(m, name))) for i, m in enumerate(middleware) if hasattr(m, name))
 
 
 def _positioned(middleware: Sequence[object], name: str) -> Positioned:

@@ -80,7 +80,15 @@ class Request:
 
     @property
     def path(self) -> str:
+        """The routed path: below the mount point ``root_path`` (SPEC section 3).
+
+        ASGI servers put the root path in front of ``path`` (uvicorn, tinyws);
+        others leave it out. Either way this is the part the app routes on.
+        """
         path: str = self.scope["path"]
+        root: str | None = self.scope.get("root_path")
+        if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+            return path[len(root) :]
         return path
 
     @property

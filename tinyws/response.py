@@ -154,21 +154,6 @@ class Response:
         body = b"" if head_only or self._status in NO_BODY else self._body
         await send({"type": "http.response.body", "body": body})
 
-    async def send_denial(self, send: Send) -> None:
-        """Send as a handshake denial: one start message, the whole body in one message.
-
-        Some servers (granian) refuse a denial body sent in several parts.
-        """
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": self._status,
-                "headers": self.raw_headers(),
-            }
-        )
-        body = b"" if self._status in NO_BODY else self._body
-        await send({"type": "websocket.http.response.body", "body": body})
-
     def __repr__(self) -> str:
         return f"<Response {self._status} {len(self._body)} bytes>"
 

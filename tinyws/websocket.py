@@ -1,52 +1,29 @@
 """``WebSocket``: the application's side of one ASGI WebSocket connection.
 
-The connection is a small state machine::
-
-    CONNECTING --accept()--> ACCEPTED --close() / peer closes--> CLOSED
-        |
-        +--deny() / close() / a refusal--> DENIED
-
-Every method names the states it works in; calling it in another raises
-``WebSocketStateError`` saying which state it expected. A refusal in
-CONNECTING is a denial (see ``tinyws.denial``); in ACCEPTED it is a close
-frame, since the HTTP exchange is over by then.
+Its states and their one transition table are in ``ws_state.py``; how a
+refusal reaches the client (denial, fallback, accept-then-close) is decided
+in ``denial.py``. This class keeps the SPEC's API and records what the
+client saw: ``status`` (101 or the denial's) and ``close_code``.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from tinyws import denial
 from tinyws.datastructures import Namespace
-from tinyws.denial import (
-    EXTENSION,
-    DenialMode,
-    close_code,
-    close_reason,
-    denial_reason,
-    error_denial,
-    internal_error,
-)
-from tinyws.errors import HeadersLike, HTTPError, WebSocketDisconnect, WebSocketStateError
+from tinyws.denial import EXTENSION, DenialMode, Ending, Way, way_of
+from tinyws.errors import HeadersLike, WebSocketDisconnect
 from tinyws.request import Request
-from tinyws.response import NO_BODY, Response, encode_headers
+from tinyws.response import Response, encode_headers
 from tinyws.types import Message, Receive, Send
+from tinyws.ws_state import ACCEPTED, CLOSED, CONNECTING, GONE, expect, transition
 
 _RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
-
-
-class State(enum.Enum):
-    CONNECTING = "CONNECTING"
-    ACCEPTED = "ACCEPTED"
-    DENIED = "DENIED"
-    CLOSED = "CLOSED"
-
-
-# An Enum member lookup costs as much as twenty plain name lookups on Python
-# 3.11, and the handshake path checks the state a dozen times.
-CONNECTING, ACCEPTED, DENIED, CLOSED = State
+# A pipeline ending from ``tinyws.denial``: (send, way, accepted, *args) -> Ending.
+Settle = Callable[..., Awaitable[Ending]]
 
 
 def check_close_code(code: int) -> None:
@@ -59,15 +36,15 @@ class WebSocket:
 
     __slots__ = (
         "_extension",
-        "_mode",
         "_receive",
         "_send",
         "_state",
         "_subprotocols",
+        "_way",
         "close_code",
         "close_reason",
-        "default_mode",
         "request",
+        "status",
         "subprotocol",
     )
 
@@ -77,21 +54,22 @@ class WebSocket:
         self._send = send
         self._state = CONNECTING
         self._extension = EXTENSION in (request.scope.get("extensions") or ())
+        # "auto" reads the headers; the other modes spare the handshake that work.
+        self._way: Way = way_of(mode, self._extension, mode == "auto" and self._browser())
         self._subprotocols: Sequence[str] = ()
-        self.default_mode = mode
-        self._mode = mode if mode != "auto" else self._resolve(mode)
+        self.status: int | None = None
         self.subprotocol: str | None = None
         self.close_code: int | None = None
         self.close_reason = ""
 
-    def use_route(self, mode: DenialMode, subprotocols: Sequence[str]) -> None:
-        self._mode = self._resolve(mode)
-        self._subprotocols = subprotocols
+    def _browser(self) -> bool:
+        return "origin" in self.request.headers
 
-    def _resolve(self, mode: DenialMode) -> DenialMode:
-        if mode == "auto":
-            return "close" if "origin" in self.request.headers else "http"
-        return mode
+    def _use_route(self, mode: DenialMode | None, subprotocols: Sequence[str]) -> None:
+        """The matched route's denial mode (if it sets one) and subprotocols."""
+        if mode is not None:
+            self._way = way_of(mode, self._extension, mode == "auto" and self._browser())
+        self._subprotocols = subprotocols
 
     @property
     def params(self) -> dict[str, Any]:
@@ -107,24 +85,12 @@ class WebSocket:
 
     @property
     def accepted(self) -> bool:
-        # CLOSED is only reached from ACCEPTED; a refused handshake ends DENIED.
-        return self._state in (ACCEPTED, CLOSED)
-
-    @property
-    def answered(self) -> bool:
-        """Whether the handshake got its answer (accepted, denied or closed)."""
-        return self._state is not CONNECTING
+        # CLOSED and GONE are only reached from ACCEPTED; a refusal ends DENIED.
+        return self._state is ACCEPTED or self._state is CLOSED or self._state is GONE
 
     @property
     def closed(self) -> bool:
-        return self._state in (CLOSED, DENIED)
-
-    def _expect(self, action: str, *states: State) -> None:
-        if self._state not in states:
-            wanted = " or ".join(state.value for state in states)
-            raise WebSocketStateError(
-                f"{action} needs the WebSocket to be {wanted}, but it is {self._state.value}"
-            )
+        return self._state is not CONNECTING and self._state is not ACCEPTED
 
     # -- handshake ---------------------------------------------------------
 
@@ -132,7 +98,7 @@ class WebSocket:
         self, subprotocol: str | None = None, headers: HeadersLike | None = None
     ) -> None:
         if self._state is not CONNECTING:
-            self._expect("accept()", CONNECTING)
+            expect(self._state, "accept()", CONNECTING)
         if subprotocol is None:
             if self._subprotocols:
                 offered = self.request.subprotocols
@@ -144,34 +110,13 @@ class WebSocket:
             message["headers"] = encode_headers(headers)
         await self._send(message)
         self._state = ACCEPTED
+        self.status = 101
         self.subprotocol = subprotocol
 
     async def deny(self, response: Response) -> None:
         """Refuse the handshake with exactly ``response`` (see ``tinyws.denial``)."""
-        self._expect("deny()", CONNECTING)
-        status = response.status
-        body = b"" if status in NO_BODY else response.body
-        await self._deny(status, denial_reason(response), response.raw_headers, body)
-
-    async def _deny(
-        self,
-        status: int,
-        reason: str,
-        headers: Callable[[], list[tuple[bytes, bytes]]],
-        body: bytes,
-    ) -> None:
-        # ``headers`` is called only when a denial response is really sent.
-        if self._mode == "close":
-            await self._accept_then_close(close_code(status), reason)
-        elif self._extension:
-            self._state = DENIED
-            await self._send(
-                {"type": "websocket.http.response.start", "status": status, "headers": headers()}
-            )
-            # One body message: some servers (granian) refuse a denial body in parts.
-            await self._send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await self._close_before_accept(1000, "")
+        expect(self._state, "deny()", CONNECTING)
+        self._record(await denial.deny(self._send, self._way, response))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection; before ``accept()`` this refuses the handshake.
@@ -180,26 +125,35 @@ class WebSocket:
         """
         check_close_code(code)
         if self._state is CONNECTING:
-            if self._mode == "close":
-                await self._accept_then_close(code, reason)
-            else:
-                # ASGI: a close before accept is a refusal, which servers send as 403.
-                await self._close_before_accept(code, reason)
+            self._record(await denial.close_unaccepted(self._send, self._way, code, reason))
         elif self._state is ACCEPTED:
-            self._state = CLOSED
+            self._state = transition(self._state, "close", "close()")
             self.close_code = code
-            await self._send(
-                {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
-            )
+            await denial.close_accepted(self._send, code, reason)
 
-    async def _close_before_accept(self, code: int, reason: str) -> None:
-        self._state = DENIED
-        await self._send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+    async def _settle(self, end: Settle, *args: Any) -> None:
+        """End the connection the pipeline's way (a ``tinyws.denial`` ending), if still open."""
+        state = self._state
+        if state is CONNECTING or state is ACCEPTED:
+            self._record(await end(self._send, self._way, state is ACCEPTED, *args))
 
-    async def _accept_then_close(self, code: int, reason: str) -> None:
-        await self._send({"type": "websocket.accept"})
-        self._state = ACCEPTED
-        await self.close(code, reason)
+    def _record(self, ending: Ending) -> None:
+        if ending.close_code is None:
+            self._state = transition(self._state, "deny", "a denial")
+            self.status = ending.status
+            return
+        if self._state is CONNECTING:  # the "close" way: accepted, then closed
+            self._state = transition(self._state, "accept", "a denial")
+            self.status = 101
+        self._state = transition(self._state, "close", "a close")
+        self.close_code = ending.close_code
+
+    def _gone(self, code: int, reason: str) -> WebSocketDisconnect:
+        """The client left (its close frame, or the connection dropped)."""
+        if self._state is ACCEPTED:
+            self._state = transition(self._state, "gone", "a disconnect")
+            self.close_code, self.close_reason = code, reason
+        return WebSocketDisconnect(code, reason)
 
     # -- messages ----------------------------------------------------------
 
@@ -226,7 +180,10 @@ class WebSocket:
         return json.loads(await self.receive())
 
     async def send(self, data: str | bytes) -> None:
-        self._expect("send()", ACCEPTED)
+        if self._state is not ACCEPTED:
+            if self._state is GONE:
+                raise WebSocketDisconnect(self.close_code or 1006, self.close_reason)
+            expect(self._state, "send()", ACCEPTED)
         if isinstance(data, str):
             message: Message = {"type": "websocket.send", "text": data}
         elif isinstance(data, bytes | bytearray | memoryview):
@@ -237,9 +194,7 @@ class WebSocket:
             await self._send(message)
         except OSError:
             # ASGI servers raise an OSError once the peer is gone (spec 2.4).
-            self._state = CLOSED
-            self.close_code = 1006
-            raise WebSocketDisconnect(1006) from None
+            raise self._gone(1006, "") from None
 
     async def send_text(self, data: str) -> None:
         if not isinstance(data, str):
@@ -264,7 +219,9 @@ class WebSocket:
         generator in a weak set, which costs more than the loop itself.
         """
         if self._state is not ACCEPTED:
-            self._expect("receive()", ACCEPTED)
+            if self._state is GONE:
+                raise StopAsyncIteration
+            expect(self._state, "receive()", ACCEPTED)
         while True:
             message = await self._receive()
             kind = message["type"]
@@ -272,53 +229,13 @@ class WebSocket:
                 text: str | None = message.get("text")
                 return text if text is not None else (message.get("bytes") or b"")
             if kind == "websocket.disconnect":
-                self._state = CLOSED
-                self.close_code = message.get("code") or 1005
-                self.close_reason = message.get("reason") or ""
+                self._gone(message.get("code") or 1005, message.get("reason") or "")
                 raise StopAsyncIteration
             # websocket.connect is not consumed before accept(): skipping it here saves a
             # round trip through the server's queue on every handshake.
-
-    # -- endings, decided by the app's pipeline --------------------------------
-
-    async def refuse(self, refusal: HTTPError | Response) -> None:
-        """Refuse with an ``HTTPError`` or a guard's ``Response``.
-
-        Before ``accept()`` that is a denial; after it, a close with ``4000 + status``.
-        """
-        if isinstance(refusal, Response):
-            if self._state is CONNECTING:
-                await self.deny(refusal)
-            elif self._state is ACCEPTED:
-                await self._quietly_close(close_code(refusal.status), "")
-        elif self._state is CONNECTING and self._mode == "http":
-            headers, body = error_denial(refusal)
-            await self._deny(refusal.status, refusal.title, headers.copy, body)
-        elif self._state in (CONNECTING, ACCEPTED):
-            await self._quietly_close(close_code(refusal.status), refusal.title)
-
-    async def crash(self) -> None:
-        if self._state is CONNECTING:
-            await self.deny(internal_error())
-        elif self._state is ACCEPTED:
-            await self._quietly_close(1011, "")
-
-    async def finish(self) -> None:
-        """The handler returned: an unanswered handshake is denied, an open socket closed."""
-        if self._state is CONNECTING:
-            await self.refuse(HTTPError(403))
-        elif self._state is ACCEPTED:
-            await self._quietly_close(1000, "")
-
-    async def _quietly_close(self, code: int, reason: str) -> None:
-        # The peer may already be gone; the close is then moot, not an error.
-        try:
-            await self.close(code, reason)
-        except OSError:
-            self._state = CLOSED
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path} {self._state.value}>"
 
 
-__all__ = ["State", "WebSocket", "check_close_code"]
+__all__ = ["WebSocket", "check_close_code"]

@@ -1,12 +1,17 @@
-"""The WebSocket handshake pipeline (SPEC section 4).
+"""The WebSocket handshake pipeline (SPEC sections 4 and 5).
 
     process_request_ws -> route -> process_resource_ws -> guards -> handler
+        ... the connection ends ... -> process_response_ws (reverse order)
 
-Whatever escapes a step decides how the connection ends: an ``HTTPError``
-refuses it (a denial before ``accept()``, a ``4000 + status`` close after),
-any other exception is a crash (500 denial or close 1011, traceback only in
-the log), and a normal return closes with 1000 or, if the handler never
-answered the handshake, denies it with 403.
+Whatever escapes a step decides how the connection ends, and
+``tinyws.denial`` decides how that ending is sent: an ``HTTPError`` refuses
+(a denial before ``accept()``, ``4000 + status`` after), any other exception
+is a crash (500 denial or close 1011, the traceback only in the log), and a
+normal return closes with 1000 or, if the handler never answered the
+handshake, denies it with 403. A ``WebSocketDisconnect`` ends the connection
+quietly only when it is this connection's own client that left; one raised
+by another socket (sending to a peer that has gone) is a crash like any
+other, never a silent 1000 for an innocent connection.
 
 Each await layer costs about as much as a pipeline step, so the steps are
 inline in one coroutine, and sync hooks and guards are called directly, not
@@ -20,19 +25,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tinyws import denial
 from tinyws.concurrency import AsyncCallable, Hook
-from tinyws.denial import DenialMode
+from tinyws.denial import NOT_FOUND, DenialMode
 from tinyws.errors import HTTPError, WebSocketDisconnect
 from tinyws.guards import refusal
 from tinyws.middleware import Chain
 from tinyws.routing import Table
 from tinyws.websocket import WebSocket
+from tinyws.ws_state import GONE
 
 logger = logging.getLogger("tinyws")
 
 WEBSOCKET = "WEBSOCKET"  # the one "method" of the WebSocket routing table
-# An unknown path is refused like a guard's False: returned, never raised.
-NOT_FOUND = HTTPError(404)
 
 
 @dataclass(frozen=True)
@@ -44,27 +49,60 @@ class WebSocketRoute:
     denial: DenialMode | None
 
 
-async def handshake(ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute]) -> None:
+async def run_websocket(
+    ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute], reraise: bool
+) -> None:
     req = ws.request
-    for hook, is_async in chain.request_ws:
-        answer = hook(req, ws)
-        if is_async:
-            await answer
-        if ws.answered:
-            return
+    reached = chain.size  # middleware whose turn came, by list position
+    route: WebSocketRoute | None = None
+    succeeded = True  # no hook, guard, router or handler raised
+    try:
+        for position, hook, is_async in chain.request_ws:
+            reached = position + 1
+            answer = hook(req, ws)
+            if is_async:
+                await answer
+            if ws.status is not None:
+                break
+        else:
+            reached = chain.size
+            route, req.params = routes.lookup(req.path, WEBSOCKET)
+            if route is None:
+                succeeded = False  # the router's 404 counts as raised, though it is returned
+                await ws._settle(denial.refuse, NOT_FOUND)
+            else:
+                await run_route(ws, chain, route)
+                await ws._settle(denial.unanswered)
+    except HTTPError as exc:
+        succeeded = False
+        await ws._settle(denial.refuse, exc)
+    except Exception as exc:
+        succeeded = False
+        if not (isinstance(exc, WebSocketDisconnect) and ws._state is GONE):
+            if reraise:
+                raise  # a test client wants the exception itself; it plays the 500 or 1011
+            logger.exception("error in WebSocket handler for %s", req.path)
+            await ws._settle(denial.crash)
+        # else: this connection's own client left; there is nobody to answer
+    finally:
+        if chain.response_ws:
+            resource = None if route is None else route.endpoint
+            await _respond(
+                ws, chain, reached, resource=resource, succeeded=succeeded, reraise=reraise
+            )
 
-    route, req.params = routes.lookup(req.path, WEBSOCKET)
-    if route is None:
-        await ws.refuse(NOT_FOUND)
-        return
+
+async def run_route(ws: WebSocket, chain: Chain, route: WebSocketRoute) -> None:
+    """Steps 3 to 5: ``process_resource_ws``, the guards, the handler."""
+    req = ws.request
     if route.denial is not None or route.subprotocols:
-        ws.use_route(route.denial or ws.default_mode, route.subprotocols)
+        ws._use_route(route.denial, route.subprotocols)
 
     for hook, is_async in chain.resource_ws:
         answer = hook(req, ws, route.endpoint, req.params)
         if is_async:
             await answer
-        if ws.answered:
+        if ws.status is not None:
             return
 
     for guard, is_async in route.guards:
@@ -72,29 +110,37 @@ async def handshake(ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute]) 
         if is_async:
             verdict = await verdict
         if verdict is not None and verdict is not True:
-            await ws.refuse(refusal(guard, verdict))
+            await ws._settle(denial.refuse, refusal(guard, verdict))
             return
 
     await route.call(ws, **req.params)
 
 
-async def run_websocket(
-    ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute], reraise: bool
+async def _respond(
+    ws: WebSocket,
+    chain: Chain,
+    reached: int,
+    *,
+    resource: Callable[..., Any] | None,
+    succeeded: bool,
+    reraise: bool,
 ) -> None:
-    try:
-        await handshake(ws, chain, routes)
-    except HTTPError as exc:
-        await ws.refuse(exc)
-    except WebSocketDisconnect:
-        pass  # the client left; there is nobody to answer
-    except Exception:
-        if reraise:
-            raise  # a test client wants the exception itself, not its 500 or 1011
-        logger.exception("error in WebSocket handler for %s", ws.request.path)
-        await ws.crash()
-    else:
-        if not ws.closed:
-            await ws.finish()
+    """``process_response_ws`` of every middleware reached, in reverse order.
+
+    The connection is over, so a hook that raises has nobody to answer: its
+    error is logged and the other hooks still run.
+    """
+    for position, hook, is_async in chain.response_ws:
+        if position >= reached:
+            continue
+        try:
+            answer = hook(ws.request, ws, resource, succeeded)
+            if is_async:
+                await answer
+        except Exception:
+            if reraise:
+                raise
+            logger.exception("error in process_response_ws for %s", ws.request.path)
 
 
-__all__ = ["NOT_FOUND", "WEBSOCKET", "WebSocketRoute", "handshake", "run_websocket"]
+__all__ = ["WEBSOCKET", "WebSocketRoute", "run_route", "run_websocket"]

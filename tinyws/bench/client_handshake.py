@@ -174,14 +174,24 @@ class ClientHandshake:
         return False
 
     def _skip_frame(self) -> bool:
-        # Frames the app sent after accepting are skipped up to the server's close.
-        frame = next_frame(self.buf)
-        if frame is None:
+        # Frames the app sent after accepting are skipped up to the server's
+        # close, payloads as they come: a big (or endless) frame is never held.
+        if self.remaining:
+            taken = min(len(self.buf), self.remaining)
+            self.buf, self.remaining = self.buf[taken:], self.remaining - taken
+            return True
+        header = frame_header(self.buf)
+        if header is None:
             return False
-        opcode, end = frame
-        self.buf = self.buf[end:]
-        if opcode == 0x8:
-            self.state = Stage.DRAINING
+        opcode, start, size = header
+        if opcode != 0x8:
+            self.buf, self.remaining = self.buf[start:], size
+            return True
+        if size > 125:  # a control frame's limit (RFC 6455 section 5.5)
+            raise HandshakeError("bad_response", f"close frame of {size} bytes")
+        if len(self.buf) < start + size:
+            return False
+        self.buf, self.state = self.buf[start + size :], Stage.DRAINING
         return True
 
     def _line(self, state: Stage) -> bool:
@@ -196,10 +206,10 @@ class ClientHandshake:
                 self.state = Stage.DONE
             return True
         size_field = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_field, 16)
-        except ValueError:
-            raise HandshakeError("bad_response", f"bad chunk size {size_field[:40]!r}") from None
+        # int() alone would also take "-5", "+5", "0x5" and "5_0".
+        if not size_field or size_field.strip(b"0123456789abcdefABCDEF"):
+            raise HandshakeError("bad_response", f"bad chunk size {size_field[:40]!r}")
+        size = int(size_field, 16)
         self.state, self.remaining = (Stage.CHUNK_DATA, size) if size else (Stage.TRAILERS, 0)
         return True
 
@@ -258,8 +268,9 @@ def body_state(status: int, headers: dict[bytes, bytes]) -> tuple[Stage, int]:
     return (Stage.LENGTH, int(length)) if int(length) else (Stage.DONE, 0)
 
 
-def next_frame(buf: bytes) -> tuple[int, int] | None:
-    """Return ``(opcode, end)`` of the first complete frame in ``buf``, or None."""
+def frame_header(buf: bytes) -> tuple[int, int, int] | None:
+    """Return ``(opcode, header size, payload size)`` of the frame at the start
+    of ``buf``, or None until its whole header is there."""
     if len(buf) < 2:
         return None
     size, start = buf[1] & 0x7F, 2
@@ -270,5 +281,4 @@ def next_frame(buf: bytes) -> tuple[int, int] | None:
         size = int.from_bytes(buf[2:start], "big")
     if buf[1] & 0x80:  # servers must not mask, but skipping a mask key costs nothing
         start += 4
-    end = start + size
-    return (buf[0] & 0x0F, end) if len(buf) >= end else None
+    return (buf[0] & 0x0F, start, size) if len(buf) >= start else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -45,7 +45,11 @@ class Headers(Mapping[str, str]):
         key = name.lower().encode("latin-1")
         return [v.decode("latin-1") for k, v in self._raw if k == key]
 
-    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+    def items(self) -> ItemsView[str, str]:
+        """Every ``(name, value)`` pair in order, repeated names included."""
+        return _AllItems(self)
+
+    def multi_items(self) -> list[tuple[str, str]]:
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw]
 
     def __iter__(self) -> Iterator[str]:
@@ -56,7 +60,27 @@ class Headers(Mapping[str, str]):
         return len({k for k, _ in self._raw})
 
     def __repr__(self) -> str:
-        return f"Headers({self.items()!r})"
+        return f"Headers({self.multi_items()!r})"
+
+
+class _AllItems(ItemsView[str, str]):
+    """``Headers.items()``: a mapping's items view that keeps repeated names."""
+
+    def __init__(self, headers: Headers) -> None:
+        super().__init__(headers)
+        self._headers = headers
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._headers.multi_items())
+
+    def __len__(self) -> int:
+        return len(self._headers._raw)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._headers.multi_items()
+
+    def __repr__(self) -> str:
+        return f"HeadersItems({self._headers.multi_items()!r})"
 
 
 class QueryParams(Mapping[str, str]):

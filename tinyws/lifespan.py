@@ -76,12 +76,12 @@ class Lifespan:
                 "entered (startup hooks ran before the first request)"
             )
         elif self.context is not None:
-            await self._enter(scope)
+            await self._enter(scope, self.context)
         self.started = True
 
-    async def _enter(self, scope: Scope) -> None:
+    async def _enter(self, scope: Scope, context: LifespanContext) -> None:
         stack = contextlib.AsyncExitStack()
-        state = await stack.enter_async_context(self.context(self.app))  # type: ignore[misc]
+        state = await stack.enter_async_context(context(self.app))
         if state is not None and not isinstance(state, dict):
             await stack.aclose()
             raise TypeError(f"lifespan must yield a dict or None, got {type(state).__name__}")

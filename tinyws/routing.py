@@ -55,7 +55,10 @@ class Template:
             return None
         if self.plain:
             return found.groupdict()
-        return {name: self.converters[name](value) for name, value in found.groupdict().items()}
+        try:
+            return {name: self.converters[name](value) for name, value in found.groupdict().items()}
+        except ValueError:  # e.g. more digits than int() takes: a 404, not a 500
+            return None
 
 
 def compile_template(source: str) -> Template:
@@ -137,34 +140,21 @@ class Table(Generic[H]):
                 self._templated.append(route)
         route.handlers.update(dict.fromkeys(methods, handler))
 
-    def lookup(self, path: str, method: str) -> tuple[H | None, dict[str, Any]]:
-        """The handler for ``method`` on ``path`` and its params; ``find`` without the 405."""
-        route = self._static.get(path)
-        if route is not None:
-            handler = route.handlers.get(method)
-            if handler is not None:
-                return handler, {}
-        for route in self._templated:
-            params = route.template.match(path)
-            if params is not None:
-                handler = route.handlers.get(method)
-                if handler is not None:
-                    return handler, params
-        return None, {}
-
-    def find(self, path: str, method: str) -> tuple[H | None, dict[str, Any], set[str]]:
+    def find(self, path: str, method: str) -> tuple[H | None, dict[str, Any], tuple[str, ...]]:
         """The handler for ``method`` on ``path``, its params, and the methods the path allows.
 
-        A path that matches with another method is remembered for a 405,
-        while later templates may still match fully (as in Starlette).
+        One walk serves both tables: a path that matches with another method
+        is remembered for a 405 while later templates may still match fully
+        (as in Starlette); the WebSocket table has one method, so its third
+        item stays empty.
         """
-        allowed: set[str] = set()
+        allowed: tuple[str, ...] = ()
         route = self._static.get(path)
         if route is not None:
             handler = route.handlers.get(method)
             if handler is not None:
                 return handler, {}, allowed
-            allowed.update(route.handlers)
+            allowed = tuple(route.handlers)
         for route in self._templated:
             params = route.template.match(path)
             if params is None:
@@ -172,7 +162,7 @@ class Table(Generic[H]):
             handler = route.handlers.get(method)
             if handler is not None:
                 return handler, params, allowed
-            allowed.update(route.handlers)
+            allowed += tuple(route.handlers)
         return None, {}, allowed
 
 

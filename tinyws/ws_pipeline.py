@@ -66,7 +66,7 @@ async def run_websocket(
                 break
         else:
             reached = chain.size
-            route, req.params = routes.lookup(req.path, WEBSOCKET)
+            route, req.params, _ = routes.find(req.path, WEBSOCKET)
             if route is None:
                 succeeded = False  # the router's 404 counts as raised, though it is returned
                 await ws._settle(denial.refuse, NOT_FOUND)

@@ -1,0 +1,11 @@
+"""Publish/subscribe for WebSocket apps: rooms within a process (``memory://``)
+or across every process connected to one Redis (``redis://``, ``rediss://``).
+
+See SPEC §11 and docs/broadcast.md.
+"""
+
+from tinyws.broadcast.errors import BroadcastError, SlowSubscriber
+from tinyws.broadcast.hub import Broadcast, Subscription
+from tinyws.broadcast.join import Membership
+
+__all__ = ["Broadcast", "BroadcastError", "Membership", "SlowSubscriber", "Subscription"]

@@ -22,6 +22,8 @@ what a client on the wire would see, not what a debugger would:
   ``raise_server_exceptions=False`` the client carries on without lifespan,
   as the ASGI spec asks of servers.
 - Every wait on the app is bounded by ``timeout`` seconds (``TimeoutError``).
+- ``root_path="/api"`` mounts the app as ``uvicorn --root-path /api`` does: the
+  scope's ``path`` is the root path followed by the path asked for.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class TestClient:
         client: tuple[str, int] | None = ("testclient", 50000),
         headers: HeaderInput | None = None,
         timeout: float = 10.0,
+        root_path: str = "",
     ) -> None:
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
@@ -79,7 +82,7 @@ class TestClient:
         self.backend = backend
         self.backend_options = backend_options
         self.timeout = timeout
-        self._scopes = ScopeBuilder(base_url, client, headers)
+        self._scopes = ScopeBuilder(base_url, client, headers, root_path)
         self._portal: BlockingPortal | None = None
         self._stack: contextlib.ExitStack | None = None
         self._state: dict[str, Any] | None = None

@@ -67,11 +67,20 @@ class ScopeBuilder:
     """Builds http and websocket scopes for one client: its base URL, address and headers."""
 
     def __init__(
-        self, base_url: str, client: tuple[str, int] | None, headers: HeaderInput | None
+        self,
+        base_url: str,
+        client: tuple[str, int] | None,
+        headers: HeaderInput | None,
+        root_path: str = "",
     ) -> None:
+        if root_path.endswith("/") or (root_path and not root_path.startswith("/")):
+            raise ValueError(
+                f"root_path must start with '/' and not end with it, got {root_path!r}"
+            )
         self.base_url = base_url
         self.client = client
         self.headers = header_pairs(headers)
+        self.root_path = root_path
 
     def http(
         self,
@@ -140,10 +149,12 @@ class ScopeBuilder:
             "asgi": dict(ASGI_VERSION),
             "http_version": "1.1",
             "scheme": target.scheme,
-            "path": unquote(target.raw_path),
-            "raw_path": target.raw_path.encode("ascii"),
+            # As servers do (uvicorn --root-path, tinyws serve): the mount point
+            # goes in front of the path the client asked for.
+            "path": self.root_path + unquote(target.raw_path),
+            "raw_path": (self.root_path + target.raw_path).encode("ascii"),
             "query_string": quote(target.query_string, safe=_PATH_SAFE + "?").encode("ascii"),
-            "root_path": "",
+            "root_path": self.root_path,
             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs],
             "client": self.client,
             "server": (target.host, target.port),

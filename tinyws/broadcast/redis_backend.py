@@ -193,6 +193,7 @@ class RedisBackend:
                 reason,
             )
             self._new_connection(None)
+            await listener.aclose()
             await self._drop_publisher()
             await self._reconnect()
             logger.info(

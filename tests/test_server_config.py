@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 from collections.abc import Iterator
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.apps import echo
 from tests.server_helpers import exchange, running
 from tinyws.server import Config
 from tinyws.server import cli as server_cli
+from tinyws.server.app_loader import asgi_problem, load_app
 from tinyws.types import Receive, Scope, Send
 
 
@@ -76,7 +79,7 @@ def test_cli_options_map_to_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("tinyws.server.server.serve", fake_serve)
     argv = [
-        "tinyws.server.config:Config",  # any importable attribute will do
+        "tests.apps.echo:app",
         "--port", "9001",
         "--backend", "trio",
         "--max-body-bytes", "none",
@@ -85,7 +88,7 @@ def test_cli_options_map_to_config(monkeypatch: pytest.MonkeyPatch) -> None:
         "--access-log",
     ]  # fmt: skip
     assert server_cli.main(argv) == 0
-    assert seen["app"] is Config
+    assert seen["app"] is echo.app
     Config(**{k: v for k, v in seen.items() if k != "app"})  # every flag is a Config field
     assert seen["port"] == 9001
     assert seen["backend"] == "trio"
@@ -95,19 +98,51 @@ def test_cli_options_map_to_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["access_log"] is True
 
 
-@pytest.mark.parametrize("spec", ["nocolon", "no_such_module_xyz:app", "tinyws.server:nothing"])
-def test_cli_refuses_unloadable_apps(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nocolon", "cannot load 'nocolon'"),
+        ("no_such_module_xyz:app", "cannot import 'no_such_module_xyz'"),
+        ("tinyws.server:nothing", "cannot load 'tinyws.server:nothing'"),
+        ("tinyws.server.config:Config", "is not an ASGI app: it is a class, Config"),
+    ],
+)
+def test_cli_refuses_unloadable_apps(
+    spec: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert server_cli.main([spec]) == 2
-    assert "cannot load" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_load_app_from_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "here_app_mod.py").write_text("class box:\n    app = 42\n")
+    (tmp_path / "here_app_mod.py").write_text(
+        "class box:\n    async def app(scope, receive, send): ...\n    app = staticmethod(app)\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.path", list(__import__("sys").path))
-    assert server_cli.load_app("here_app_mod:box.app") == 42
+    loaded = load_app("here_app_mod:box.app")
+    assert getattr(loaded, "__qualname__", None) == "box.app"
+
+
+class _Handler:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+async def _app(scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+async def _app_with_context(config: object, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [_app, _Handler(), functools.partial(_app_with_context, None), max],
+    ids=["function", "instance", "partial", "no-signature"],
+)
+def test_asgi_apps_pass_the_check(candidate: object) -> None:
+    assert asgi_problem(candidate) is None
 
 
 @pytest.mark.anyio

@@ -1,16 +1,23 @@
-"""`tinyws serve module:attr [options]`: run an ASGI app on the built-in server."""
+"""`tinyws serve module:attr [options]`: run an ASGI app on the built-in server.
+
+Exit status: 0 after a clean shutdown, 1 when the server fails to start, 2 on
+bad usage or when MODULE:ATTR does not lead to an ASGI app (one line says why;
+the traceback, if any, at --log-level debug).
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import signal
 import sys
+import traceback
 from typing import Any
 
+from tinyws.cli import require_backend
 from tinyws.errors import LifespanError
+from tinyws.server.app_loader import LoadError, load_app
 from tinyws.server.config import BACKENDS, LIFESPAN_MODES, LOG_LEVELS, LOOPS, Config
+from tinyws.types import ASGIApp
 
 _DEFAULTS = Config()
 
@@ -19,18 +26,28 @@ def main(argv: list[str]) -> int:
     """Entry point of `tinyws serve`; returns the process exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    options = {key: value for key, value in vars(args).items() if key != "app"}
+    options = {key: value for key, value in vars(args).items() if key not in ("app", "factory")}
     try:
         Config(**options)
     except ValueError as exc:  # a bad combination, such as --backend trio --loop uvloop
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"tinyws serve: {exc}\n")
         return 2
-    try:
-        app = load_app(args.app)
-    except (ImportError, AttributeError, ValueError) as exc:
-        sys.stderr.write(f"tinyws serve: cannot load {args.app!r}: {exc}\n")
+    missing = require_backend(args.backend)
+    if missing is not None:
+        sys.stderr.write(f"tinyws serve: {missing}\n")
         return 2
+    try:
+        app = load_app(args.app, factory=args.factory)
+    except LoadError as exc:
+        if args.log_level == "debug" and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        sys.stderr.write(f"tinyws serve: {exc}\n")
+        return 2
+    return _serve(app, options)
+
+
+def _serve(app: ASGIApp, options: dict[str, Any]) -> int:
     from tinyws.server.server import serve
 
     # A process manager often repeats SIGTERM while the server winds down; after
@@ -50,22 +67,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def load_app(spec: str) -> Any:
-    """Import `module:attr` (the current directory is importable, as with uvicorn)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError("expected MODULE:ATTR, such as 'myapp:app'")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    target: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    return target
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyws serve", description=__doc__)
     p.add_argument("app", metavar="MODULE:ATTR", help="the ASGI app, such as myapp:app")
+    p.add_argument(
+        "--factory",
+        action="store_true",
+        help="MODULE:ATTR is a function that returns the app; call it with no arguments",
+    )
     p.add_argument("--host", default=_DEFAULTS.host, help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=_DEFAULTS.port, help="(default %(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default=_DEFAULTS.backend)
@@ -82,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=_DEFAULTS.access_log,
-        help="one log line per HTTP request",
+        help="one tinyws.access log line per request and per WebSocket (default %(default)s)",
     )
     limits = p.add_argument_group("limits")
     _limit(limits, "--max-connections", int, "connections at once (more get 503)")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import struct
 import subprocess
 import sys
+import threading
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
+from tests.servers import run_server
 from tinyws.bench import cli, report, runner
 from tinyws.bench.client_handshake import Target
 
@@ -159,3 +165,135 @@ def test_short_runs_are_not_judged_client_bound() -> None:
     short = runner.Results(elapsed=0.1, cpu_user=0.1)
     short.add(101, 1000)
     assert "warning" not in report.to_text("ws://h/", plan, short, "asyncio")
+
+
+# --- the real command against dead and live targets ------------------------------------
+# Each runs `python -m tinyws bench` in a child process, bounded by a timeout.
+
+BACKENDS = ["asyncio", "trio"]
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tinyws", "bench", *args, "--quiet"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def stderr_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("tinyws bench:")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refused_target_stops_after_100(backend: str) -> None:
+    url = f"ws://127.0.0.1:{closed_port()}/"
+    done = bench(url, "--backend", backend)  # the default -n is 1000
+    assert done.returncode == 1
+    [line] = stderr_lines(done)
+    assert line.startswith(
+        "tinyws bench: stopped early: the first 100 handshakes all failed without a "
+        "response (first error refused: "
+    )
+    assert line.endswith(f"; is the server up at {url}?")
+    assert "errors       refused: 100\n" in done.stdout
+
+
+def test_fewer_handshakes_than_100_all_count() -> None:
+    done = bench(f"ws://127.0.0.1:{closed_port()}/", "-n", "7", "-c", "3")
+    assert done.returncode == 1
+    [line] = stderr_lines(done)
+    assert "the first 7 handshakes all failed without a response (first error refused" in line
+
+
+def test_silent_target_stops_on_timeouts() -> None:
+    # A listener that never accepts: the kernel completes the TCP handshake
+    # (backlog), nothing ever answers the request.
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        port = listener.getsockname()[1]
+        done = bench(f"ws://127.0.0.1:{port}/", "-n", "3", "--timeout", "0.2")
+    assert done.returncode == 1
+    [line] = stderr_lines(done)
+    assert "the first 3 handshakes all failed without a response" in line
+    assert "(first error timeout: no response within 0.2 s)" in line
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reset_connections_stop_the_run(backend: str) -> None:
+    def reset_all(listener: socket.socket) -> None:
+        with suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                # SO_LINGER 0: close() sends RST instead of FIN.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+
+    with socket.create_server(("127.0.0.1", 0), backlog=128) as listener:
+        threading.Thread(target=reset_all, args=(listener,), daemon=True).start()
+        port = listener.getsockname()[1]
+        done = bench(f"ws://127.0.0.1:{port}/", "-n", "150", "--backend", backend)
+        listener.shutdown(socket.SHUT_RDWR)
+    assert done.returncode == 1
+    [line] = stderr_lines(done)
+    assert "the first 100 handshakes all failed without a response (first error reset: " in line
+    assert "handshakes   100 in" in done.stdout
+    assert "errors       reset: 100\n" in done.stdout
+
+
+def test_one_response_disarms_the_early_stop() -> None:
+    def answer_once(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        listener.close()  # every later handshake is refused
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1)
+    port = listener.getsockname()[1]
+    threading.Thread(target=answer_once, args=(listener,), daemon=True).start()
+    done = bench(f"ws://127.0.0.1:{port}/", "-n", "150")
+    assert done.returncode == 1
+    assert stderr_lines(done) == []
+    assert "handshakes   150 in" in done.stdout
+    assert "statuses     403: 1\n" in done.stdout
+
+
+def test_unresolvable_host_stops_before_the_first_handshake() -> None:
+    done = bench("ws://no-such-host.invalid/")
+    assert (done.returncode, done.stdout) == (1, "")
+    [line] = stderr_lines(done)
+    assert line.startswith(
+        "tinyws bench: stopped before the first handshake: dns: cannot resolve "
+        "'no-such-host.invalid'"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_json_dash_writes_json_to_stdout(backend: str) -> None:
+    with run_server("tinyws", "tests.apps.echo:app", ["--backend", backend]) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        done = bench(url, "-n", "20", "-c", "2", "--json", "-", "--backend", backend)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)  # nothing but the JSON document
+    assert (data["statuses"], data["errors"], data["stopped_early"]) == ({"101": 20}, {}, False)
+    assert f"target       {url}\n" in done.stderr  # the text report moved to stderr
+    assert not Path("-").exists()
+
+
+def test_json_dash_on_a_dead_target() -> None:
+    done = bench(f"ws://127.0.0.1:{closed_port()}/", "-n", "4", "--json", "-")
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert (data["errors"], data["stopped_early"]) == ({"refused": 4}, True)
+    assert "stopped early: the first 4 handshakes" in done.stderr

@@ -4,6 +4,14 @@ Exit status: 0 when every handshake succeeded, 1 when any failed (see the
 error kinds in the report), 2 on bad usage. Without ``--expect`` any complete
 HTTP response counts as success — a 403 lands in the status histogram, not
 among the errors; with ``--expect STATUS`` every other status is an error.
+
+A target that answers nothing stops the run early with status 1 and one line
+on stderr naming the first error: a host name that does not resolve (before
+any handshake), or the first 100 handshakes (all of them when ``-n`` is
+smaller) all refused, reset, unreachable or timed out (see ``runner``).
+
+``--json -`` writes the JSON to stdout; the text report then goes to stderr,
+so that a pipe gets nothing but the JSON document.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import anyio
 
 from tinyws.bench import report, runner
 from tinyws.bench.client_handshake import Target
+from tinyws.cli import require_backend
 
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 DESCRIPTION = """\
@@ -29,11 +38,18 @@ percentiles, status codes and errors. Each handshake connects, sends an
 upgrade with a fresh key, times the response head, checks the accept key and
 completes the close handshake (or reads a denial's body).
 """
-EPILOG = "Exit status: 0 if every handshake succeeded, 1 if any failed, 2 on bad usage."
+EPILOG = (
+    "Exit status: 0 if every handshake succeeded, 1 if any failed (or the target answered "
+    "none of the first 100, which stops the run early), 2 on bad usage."
+)
 
 
 class UsageError(Exception):
     """Raised when the arguments cannot describe a benchmark."""
+
+
+class UnreachableError(Exception):
+    """Raised when the target cannot be reached before any handshake (its name does not resolve)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,7 @@ def resolve(host: str, port: int) -> tuple[int, tuple[object, ...]]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UsageError(f"cannot resolve {host!r}: {exc}") from exc
+        raise UnreachableError(f"dns: cannot resolve {host!r}: {exc}") from exc
     family, _, _, _, address = infos[0]
     return family, address
 
@@ -151,7 +167,12 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="per handshake (default 10)",
     )
-    add("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    add(
+        "--json",
+        metavar="FILE",
+        help="also write the results as JSON to FILE; '-' for stdout (the text report then "
+        "goes to stderr)",
+    )
     add("--quiet", action="store_true", help="no progress line on stderr")
     add("--backend", choices=("asyncio", "trio"), default="asyncio", help="anyio backend")
     add("--no-uvloop", action="store_true", help="use asyncio's own loop even if uvloop is here")
@@ -200,9 +221,16 @@ def main(argv: list[str]) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"tinyws bench: error: {exc}\n")
         return 2
+    except UnreachableError as exc:
+        sys.stderr.write(f"tinyws bench: stopped before the first handshake: {exc}\n")
+        return 1
+    missing = require_backend(args.backend)
+    if missing is not None:
+        sys.stderr.write(f"tinyws bench: error: {missing}\n")
+        return 2
     try:
         # Opened before the run, so that a bad path fails in a second, not after it.
-        json_file = open(args.json, "w", encoding="utf-8") if args.json else None  # noqa: SIM115
+        json_file = _open_json(args.json)
     except OSError as exc:
         sys.stderr.write(f"tinyws bench: error: cannot write --json file: {exc}\n")
         return 2
@@ -212,16 +240,28 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("\ntinyws bench: interrupted\n")
         return 130
     finally:
-        if json_file is not None:
+        if json_file is not None and json_file is not sys.stdout:
             json_file.close()
+
+
+def _open_json(path: str | None) -> TextIO | None:
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    return open(path, "w", encoding="utf-8")
 
 
 def _run(args: argparse.Namespace, plan: runner.Plan, json_file: TextIO | None) -> int:
     runtime, options = runtime_options(args.backend, args.no_uvloop)
     progress = runner.progress_stream(args.quiet)
     results = anyio.run(runner.run, plan, progress, backend=args.backend, backend_options=options)
-    sys.stdout.write(report.to_text(args.url, plan, results, runtime))
+    text_out = sys.stderr if json_file is sys.stdout else sys.stdout
+    text_out.write(report.to_text(args.url, plan, results, runtime))
     if json_file is not None:
         json.dump(report.to_json(args.url, plan, results, runtime), json_file, indent=2)
         json_file.write("\n")
+        json_file.flush()
+    if results.stopped is not None:
+        sys.stderr.write(f"tinyws bench: {results.stopped}; is the server up at {args.url}?\n")
     return 1 if results.errors else 0

@@ -52,6 +52,7 @@ def to_json(url: str, plan: Plan, results: Results, runtime: str) -> dict[str, A
         "latency_us": latency_us(results),
         "statuses": {str(code): n for code, n in sorted(results.statuses.items())},
         "errors": dict(sorted(results.errors.items())),
+        "stopped_early": results.stopped is not None,
         "client_cpu": {
             "user_s": round(results.cpu_user, 3),
             "system_s": round(results.cpu_system, 3),

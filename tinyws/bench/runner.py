@@ -11,6 +11,12 @@ worker only writes its deadline into a slot, and one ticker task checks the
 slots a few times per timeout period and cancels the scope of a worker whose
 handshake is overdue. The ticker also draws the progress line. A timeout is
 therefore honoured to within a quarter of its length (at most 0.1 s).
+
+A dead target stops the run early: when the first ``DEAD_AFTER`` handshakes of
+a phase (or all of them, when the phase has fewer) have all failed before any
+response, each refused, reset, unreachable or timed out, the phase ends there
+and ``Results.stopped`` says so, naming the first error. One response anywhere
+disarms the check; handshakes in flight at the stop still finish.
 """
 
 from __future__ import annotations
@@ -34,6 +40,19 @@ except ImportError:  # not on Windows: process_time() still gives the total
     resource = None  # type: ignore[assignment]
 
 PROGRESS_INTERVAL = 0.25
+DEAD_AFTER = 100
+# Failures that say "nothing is answering there", as opposed to a server that
+# answered badly: these alone count towards the early stop.
+UNREACHABLE = frozenset(
+    {
+        "refused",
+        "reset",
+        "timeout",
+        "oserror:EHOSTUNREACH",
+        "oserror:ENETUNREACH",
+        "oserror:EHOSTDOWN",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class Results:
     cpu_user: float = 0.0
     cpu_system: float = 0.0
     expect: int | None = None
+    first_error: str = ""  # "kind: detail" of the first failure, for messages
+    stopped: str | None = None  # why the run stopped early, when it did
 
     @property
     def responses(self) -> int:
@@ -82,9 +103,11 @@ class Results:
         if self.expect is not None and status != self.expect:
             self.errors["unexpected_status"] += 1
 
-    def fail(self, kind: str, status: int = 0, latency_ns: int = 0) -> None:
+    def fail(self, kind: str, status: int = 0, latency_ns: int = 0, detail: str = "") -> None:
         self.attempts += 1
         self.errors[kind] += 1
+        if not self.first_error:
+            self.first_error = f"{kind}: {detail}" if detail and detail != kind else kind
         if status:
             self.statuses[status] += 1
             self.latency.record(latency_ns)
@@ -108,10 +131,13 @@ class _Phase:
         self.started = time.monotonic()
         self.progress = progress
         self.results = Results(expect=plan.expect)
+        self.dead_after = min(DEAD_AFTER, count or DEAD_AFTER)
         self.slots = [_Slot() for _ in range(min(plan.concurrency, count or plan.concurrency))]
 
     def take(self) -> bool:
         """Claim the next handshake, or say that the phase is over."""
+        if self.results.stopped is not None:
+            return False
         if self.left is None:
             return time.monotonic() < self.stop_at
         if self.left <= 0:
@@ -141,13 +167,27 @@ class _Phase:
                     try:
                         await handshake(target, attempt)
                     except HandshakeError as exc:
-                        results.fail(exc.kind, attempt.status, attempt.latency_ns)
+                        self._failed(exc.kind, attempt, str(exc))
                     else:
                         results.add(attempt.status, attempt.latency_ns)
                     slot.deadline = math.inf
             if not slot.scope.cancelled_caught:
                 return
-            results.fail("timeout", attempt.status, attempt.latency_ns)
+            self._failed("timeout", attempt, f"no response within {timeout:g} s")
+
+    def _failed(self, kind: str, attempt: Attempt, detail: str) -> None:
+        results = self.results
+        results.fail(kind, attempt.status, attempt.latency_ns, detail)
+        if results.responses or results.stopped is not None:
+            return
+        if results.attempts >= self.dead_after and self._all_unreachable():
+            results.stopped = (
+                f"stopped early: the first {results.attempts} handshakes all failed "
+                f"without a response (first error {results.first_error})"
+            )
+
+    def _all_unreachable(self) -> bool:
+        return all(kind in UNREACHABLE for kind in self.results.errors)
 
     async def _tick(self) -> None:
         interval = min(0.1, self.plan.timeout / 4)
@@ -182,7 +222,9 @@ def _cpu_times() -> tuple[float, float]:
 async def run(plan: Plan, progress: TextIO | None = None) -> Results:
     """Run the warmup, then the measured phase; return the measured results."""
     if plan.warmup:
-        await _Phase(plan, plan.warmup, None).run()
+        warmup = await _Phase(plan, plan.warmup, None).run()
+        if warmup.stopped is not None:
+            return warmup
     phase = _Phase(plan, plan.count, progress)
     user, system = _cpu_times()
     started = time.perf_counter()

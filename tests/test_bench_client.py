@@ -528,13 +528,27 @@ def test_interrupt_exits_130() -> None:
         read_request(conn)
         wait_for_eof(conn)
 
+    # A shell job started under `trap "" INT` hands SIGINT down ignored, and
+    # Python leaves an ignored SIGINT ignored: the child installs Python's own
+    # handler first, whatever it inherited. Every wait is bounded: a lost signal
+    # ends in a failure within seconds (3 handshakes of at most 5 s), not hours.
+    restore_sigint = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from tinyws.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     with fake_server(handler) as server:
-        command = [sys.executable, "-m", "tinyws", "bench", server.url(), "--timeout", "30"]
+        command = [sys.executable, "-c", restore_sigint, "bench", server.url(), "-n", "3"]
+        command += ["--timeout", "5"]
         with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
-            deadline = time.monotonic() + 20
-            while not server.threads and time.monotonic() < deadline:
-                time.sleep(0.02)  # until the handshake is in flight
-            process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=20)
+            try:
+                deadline = time.monotonic() + 20
+                while not server.threads and time.monotonic() < deadline:
+                    time.sleep(0.02)  # until the handshake is in flight
+                assert server.threads, "the handshake never started"
+                process.send_signal(signal.SIGINT)
+                _, err = process.communicate(timeout=20)
+            finally:
+                if process.poll() is None:
+                    process.kill()
     assert process.returncode == 130
     assert "tinyws bench: interrupted" in err

@@ -1,11 +1,16 @@
-"""The examples do what their docstrings say."""
+"""The examples do what their docstrings say (the chat's own tests: test_chat_example.py)."""
 
 from __future__ import annotations
 
-import pytest
+import http.client
 
-from examples.chat import app as chat_app
+import anyio
+import pytest
+from wsproto.events import AcceptConnection, RejectConnection
+
 from examples.seed import app as seed_app
+from tests.server_helpers import WSClient
+from tests.servers import run_server
 from tinyws.testing import TestClient, WebSocketDenied
 
 
@@ -40,26 +45,36 @@ def test_seed_falls_back_to_403_without_the_extension(backend: str) -> None:
     assert denied.value.body == b""
 
 
-def test_chat_guards_and_broadcast(backend: str) -> None:
-    bearer = [("authorization", "Bearer alice-token")]
-    with TestClient(chat_app, backend=backend) as client:
-        assert client.get("/health").json() == {"ok": True}
-        assert client.get("/health").headers["server-timing"].startswith("app;dur=")
-        with pytest.raises(WebSocketDenied) as denied:
-            client.websocket_connect("/rooms/lobby")
-        assert denied.value.status == 401
-        assert denied.value.headers["www-authenticate"] == "Bearer"
-        with pytest.raises(WebSocketDenied) as denied:
-            client.websocket_connect(
-                "/rooms/lobby", headers=[*bearer, ("origin", "https://evil.example")]
-            )
-        assert denied.value.status == 403
-        with pytest.raises(WebSocketDenied) as denied:
-            client.websocket_connect("/rooms/attic", headers=bearer)
-        assert denied.value.json()["title"] == "Unknown room"
-        with client.websocket_connect(
-            "/rooms/lobby", headers=bearer, subprotocols=["chat.v1"]
-        ) as ws:
-            assert ws.subprotocol == "chat.v1"
-            ws.send_text("hi")
-            assert ws.receive_text() == "alice: hi"
+def get(port: int, path: str) -> tuple[int, str, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("content-type", ""), answer.read()
+    finally:
+        connection.close()
+
+
+def test_tinyws_serve_runs_the_seed() -> None:
+    """The README's first command: the seed echoes for the good token, 404s otherwise."""
+
+    async def talk(port: int) -> None:
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            client = WSClient(stream)
+            assert isinstance(await client.handshake("/foo?token=good"), AcceptConnection)
+            await client.send_text("hello")
+            assert await client.receive_message() == "hello"
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            refused = await WSClient(stream).handshake("/foo?token=bad")
+            assert isinstance(refused, RejectConnection)
+            assert refused.status_code == 404
+
+    with run_server("tinyws", "examples.seed:app") as server:
+        anyio.run(talk, server.port)
+
+
+def test_tinyws_serve_runs_the_chat() -> None:
+    with run_server("tinyws", "examples.chat:app") as server:
+        status, content_type, page = get(server.port, "/")
+        assert (status, content_type) == (200, "text/html; charset=utf-8"), server.describe()
+        assert b"<title>tinyws chat</title>" in page

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 from wsproto.events import AcceptConnection, CloseConnection
 
@@ -218,3 +222,44 @@ async def _greeting(port: int) -> str:
         assert close.code == 1000
     assert isinstance(message, str)
     return message
+
+
+# --- tinyws serve --access-log / --no-access-log ----------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("flag", ["--access-log", "--no-access-log"])
+def test_access_log_flags(flag: str, backend: str) -> None:
+    with run_server("tinyws", "tests.apps.echo:app", [flag, "--backend", backend]) as server:
+        anyio.run(_get, server.port, backend=backend)
+        log = _wait_for(
+            server.log, '"GET /logged?x=1 HTTP/1.1" 404', present=flag == "--access-log"
+        )
+    line = re.compile(r'INFO: 127\.0\.0\.1:\d+ - "GET /logged\?x=1 HTTP/1\.1" 404')
+    found = [entry for entry in log.splitlines() if line.fullmatch(entry)]
+    assert len(found) == (1 if flag == "--access-log" else 0), log
+
+
+async def _get(port: int) -> None:
+    async with await anyio.connect_tcp(HOST, port) as stream:
+        await stream.send(b"GET /logged?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        with anyio.fail_after(10):
+            while chunk := await _receive(stream):
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 404 ")
+
+
+async def _receive(stream: anyio.abc.ByteReceiveStream) -> bytes:
+    try:
+        return await stream.receive()
+    except anyio.EndOfStream:
+        return b""
+
+
+def _wait_for(read: Callable[[], str], text: str, *, present: bool) -> str:
+    """The log once it shows ``text`` (bounded); without ``present``, after a short grace."""
+    deadline = time.monotonic() + (5 if present else 0.5)
+    while text not in (log := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return log

@@ -27,10 +27,9 @@ the ``Ending`` the client saw, which the WebSocket records as its state.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
-from typing import Literal, NamedTuple, cast
+from typing import Literal, cast
 
 from tinyws.errors import HTTPError, reason_phrase
 from tinyws.response import NO_BODY, Response
@@ -45,11 +44,9 @@ _ACCEPT = {"type": "websocket.accept"}
 _FALLBACK = {"type": "websocket.close", "code": 1000, "reason": ""}
 
 
-class Ending(NamedTuple):
-    """What the client saw: the handshake's status, and the close code after a 101."""
-
-    status: int
-    close_code: int | None
+# What the client saw: the handshake's status, and the close code after a 101.
+# A plain tuple: a NamedTuple costs a Python-level __new__ on every handshake.
+Ending = tuple[int, int | None]
 
 
 def check_mode(mode: object) -> DenialMode:
@@ -72,20 +69,7 @@ async def deny(send: Send, way: Way, response: Response) -> Ending:
     """Refuse with exactly ``response`` (``ws.deny()``, a guard's ``Response``)."""
     status = response.status
     body = b"" if status in NO_BODY else response.body
-    reason = reason_phrase(status)
-    return await _deny(
-        send, way, status=status, reason=reason, headers=response.raw_headers, body=body
-    )
-
-
-async def deny_error(send: Send, way: Way, exc: HTTPError) -> Ending:
-    """Refuse with the JSON response an ``HTTPError`` stands for."""
-    if way != "http":  # the body would never be sent: don't build it
-        headers, body = _no_headers, b""
-    else:
-        encoded, body = error_denial(exc)
-        headers = encoded.copy
-    return await _deny(send, way, status=exc.status, reason=exc.title, headers=headers, body=body)
+    return await _deny(send, way, status, reason_phrase(status), response.raw_headers, body)
 
 
 async def close_unaccepted(send: Send, way: Way, code: int, reason: str) -> Ending:
@@ -93,13 +77,12 @@ async def close_unaccepted(send: Send, way: Way, code: int, reason: str) -> Endi
     if way == "close":
         return await _accept_then_close(send, code, reason)
     await send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
-    return Ending(403, None)
+    return 403, None
 
 
-async def _deny(
+async def _deny(  # noqa: PLR0917 - positional: keywords cost on every refused handshake
     send: Send,
     way: Way,
-    *,
     status: int,
     reason: str,
     headers: Callable[[], list[tuple[bytes, bytes]]],
@@ -110,17 +93,17 @@ async def _deny(
         start = {"type": "websocket.http.response.start", "status": status, "headers": headers()}
         await send(start)
         await send({"type": "websocket.http.response.body", "body": body})
-        return Ending(status, None)
+        return status, None
     if way == "close":
         return await _accept_then_close(send, close_code(status), reason)
     await send(_FALLBACK)
-    return Ending(403, None)
+    return 403, None
 
 
 async def _accept_then_close(send: Send, code: int, reason: str) -> Ending:
     await send(_ACCEPT)
     await close_accepted(send, code, reason)
-    return Ending(101, code)
+    return 101, code
 
 
 def _no_headers() -> list[tuple[bytes, bytes]]:
@@ -136,9 +119,12 @@ async def close_accepted(send: Send, code: int, reason: str) -> None:
 
 async def close_quietly(send: Send, code: int, reason: str) -> Ending:
     """Close an accepted socket whose end the app did not choose; a gone peer is no error."""
-    with contextlib.suppress(OSError):  # the client left first: the close is moot
+    # try/except, not contextlib.suppress(): that builds an object per call.
+    try:  # noqa: SIM105
         await close_accepted(send, code, reason)
-    return Ending(101, code)
+    except OSError:
+        pass  # the client left first: the close is moot
+    return 101, code
 
 
 # -- the pipeline's endings: refusal, crash, a handler that returned ------------------
@@ -151,7 +137,10 @@ async def refuse(send: Send, way: Way, accepted: bool, refusal: HTTPError | Resp
         return await close_quietly(send, close_code(refusal.status), reason)
     if isinstance(refusal, Response):
         return await deny(send, way, refusal)
-    return await deny_error(send, way, refusal)
+    if way != "http":  # the body would never be sent: don't build it
+        return await _deny(send, way, refusal.status, refusal.title, _no_headers, b"")
+    headers, body = error_denial(refusal)
+    return await _deny(send, way, refusal.status, refusal.title, headers.copy, body)
 
 
 async def crash(send: Send, way: Way, accepted: bool) -> Ending:
@@ -165,7 +154,7 @@ async def unanswered(send: Send, way: Way, accepted: bool) -> Ending:
     """The handler returned: deny 403 if it never answered, else close with 1000."""
     if accepted:
         return await close_quietly(send, 1000, "")
-    return await deny_error(send, way, FORBIDDEN)
+    return await refuse(send, way, False, FORBIDDEN)
 
 
 # -- bytes ---------------------------------------------------------------------------
@@ -242,7 +231,6 @@ __all__ = [
     "close_unaccepted",
     "crash",
     "deny",
-    "deny_error",
     "error_denial",
     "error_response",
     "internal_error",

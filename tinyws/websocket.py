@@ -54,8 +54,16 @@ class WebSocket:
         self._send = send
         self._state = CONNECTING
         self._extension = EXTENSION in (request.scope.get("extensions") or ())
-        # "auto" reads the headers; the other modes spare the handshake that work.
-        self._way: Way = way_of(mode, self._extension, mode == "auto" and self._browser())
+        # Only "auto" reads the headers; the other modes spare the handshake that work.
+        self._way: Way = (
+            way_of(mode, self._extension, self._browser())
+            if mode == "auto"
+            else "close"
+            if mode == "close"
+            else "http"
+            if self._extension
+            else "fallback"
+        )
         self._subprotocols: Sequence[str] = ()
         self.status: int | None = None
         self.subprotocol: str | None = None
@@ -138,22 +146,22 @@ class WebSocket:
             self._record(await end(self._send, self._way, state is ACCEPTED, *args))
 
     def _record(self, ending: Ending) -> None:
-        if ending.close_code is None:
+        status, code = ending
+        if code is None:
             self._state = transition(self._state, "deny", "a denial")
-            self.status = ending.status
+            self.status = status
             return
         if self._state is CONNECTING:  # the "close" way: accepted, then closed
             self._state = transition(self._state, "accept", "a denial")
             self.status = 101
         self._state = transition(self._state, "close", "a close")
-        self.close_code = ending.close_code
+        self.close_code = code
 
-    def _gone(self, code: int, reason: str) -> WebSocketDisconnect:
+    def _gone(self, code: int, reason: str) -> None:
         """The client left (its close frame, or the connection dropped)."""
         if self._state is ACCEPTED:
             self._state = transition(self._state, "gone", "a disconnect")
             self.close_code, self.close_reason = code, reason
-        return WebSocketDisconnect(code, reason)
 
     # -- messages ----------------------------------------------------------
 
@@ -194,7 +202,8 @@ class WebSocket:
             await self._send(message)
         except OSError:
             # ASGI servers raise an OSError once the peer is gone (spec 2.4).
-            raise self._gone(1006, "") from None
+            self._gone(1006, "")
+            raise WebSocketDisconnect(1006) from None
 
     async def send_text(self, data: str) -> None:
         if not isinstance(data, str):

@@ -72,24 +72,30 @@ async def run_websocket(
                 await ws._settle(denial.refuse, NOT_FOUND)
             else:
                 await run_route(ws, chain, route)
-                await ws._settle(denial.unanswered)
-    except HTTPError as exc:
-        succeeded = False
-        await ws._settle(denial.refuse, exc)
+                if not ws.closed:
+                    await ws._settle(denial.unanswered)
     except Exception as exc:
         succeeded = False
-        if not (isinstance(exc, WebSocketDisconnect) and ws._state is GONE):
-            if reraise:
-                raise  # a test client wants the exception itself; it plays the 500 or 1011
-            logger.exception("error in WebSocket handler for %s", req.path)
-            await ws._settle(denial.crash)
-        # else: this connection's own client left; there is nobody to answer
+        await _end_with(ws, exc, reraise)
     finally:
         if chain.response_ws:
             resource = None if route is None else route.endpoint
             await _respond(
                 ws, chain, reached, resource=resource, succeeded=succeeded, reraise=reraise
             )
+
+
+async def _end_with(ws: WebSocket, exc: Exception, reraise: bool) -> None:
+    """End the connection for an exception that escaped a step (called while handling it)."""
+    if isinstance(exc, HTTPError):
+        await ws._settle(denial.refuse, exc)
+    elif isinstance(exc, WebSocketDisconnect) and ws._state is GONE:
+        pass  # this connection's own client left: there is nobody to answer
+    elif reraise:
+        raise exc  # a test client wants the exception itself; it plays the 500 or 1011
+    else:
+        logger.exception("error in WebSocket handler for %s", ws.request.path)
+        await ws._settle(denial.crash)
 
 
 async def run_route(ws: WebSocket, chain: Chain, route: WebSocketRoute) -> None:

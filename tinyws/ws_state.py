@@ -37,6 +37,9 @@ class SocketState(enum.Enum):
     CLOSED = "CLOSED"
     GONE = "GONE"
 
+    # Enum hashes by name in Python code; the table is looked up on every handshake.
+    __hash__ = object.__hash__
+
 
 # An Enum member lookup costs as much as twenty plain name lookups on Python
 # 3.11, and the handshake path checks the state a dozen times.

@@ -65,7 +65,7 @@ def test_page_is_served_at_root_with_everything_inline(client: TestClient) -> No
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "new WebSocket(" in page.text
     # No build step, nothing fetched from elsewhere: no script or style file, no URL.
-    for outside in ("<script src", "<link", "http://", "https://"):
+    for outside in ("<script src", "stylesheet", "http://", "https://"):
         assert outside not in page.text
     assert client.get("/health").json() == {"ok": True}
 

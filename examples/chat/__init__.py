@@ -7,7 +7,8 @@ What it serves:
 
 - ``GET /``: the page (plain HTML and JavaScript, no build step, nothing
   fetched from elsewhere). Its form logs in, then opens
-  ``ws://<same host>/rooms/<room>`` offering subprotocol ``chat.v1``.
+  ``ws://<same host>/rooms/<room>``. (The route speaks subprotocol
+  ``chat.v1`` to clients that offer it; the page offers none, see README.md.)
 - ``POST /login`` with ``{"name": "ann"}``: issues a session token for that
   name, answered as an ``HttpOnly`` cookie ``session`` (which the browser
   then sends on the handshake) and in the JSON body, for other clients.

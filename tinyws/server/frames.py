@@ -186,7 +186,8 @@ class WebSocketChannel:
         if isinstance(event, WSMessage):
             return self._fragment(event)
         if isinstance(event, Ping):
-            self._out += self._wsproto().send(event.response())
+            if self._wsproto().state is ConnectionState.OPEN:  # no pong after our close frame
+                self._out += self._wsproto().send(event.response())
             return None
         if isinstance(event, CloseConnection):
             return self._closed(event)

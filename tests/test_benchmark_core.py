@@ -38,7 +38,7 @@ def test_a_wrong_accept_key_fails_loudly(core: ModuleType, monkeypatch: pytest.M
     def wrong_key(key: bytes, *args: Any) -> bytes:
         return accept_response(b"x" + key[1:], *args)
 
-    monkeypatch.setattr("tinyws.server.connection.accept_response", wrong_key)
+    monkeypatch.setattr("tinyws.server.ws_session.accept_response", wrong_key)
     with pytest.raises(core.CoreBroken, match="Sec-WebSocket-Accept"):
         core.main(["-n", "5", "--repeats", "1", "--scenario", "accept"])
 

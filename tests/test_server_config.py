@@ -33,7 +33,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (config.head_timeout, config.keepalive_timeout) == (10.0, 5.0)
     assert (config.ws_ping_interval, config.ws_ping_timeout) == (20.0, 20.0)
     assert config.max_connections == 1000
-    assert config.access_log is False
+    assert config.access_log is True  # on by default, as in uvicorn (SPEC §9)
 
 
 @pytest.mark.parametrize(

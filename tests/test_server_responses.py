@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from email.utils import parsedate_to_datetime
 
-import anyio
 import pytest
 
 from tests.server_helpers import connect, read_response, running, upgrade_head
@@ -131,6 +130,9 @@ async def handshake_app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/deny":
         await send(DENIAL_START)
         await send(DENIAL_BODY)
+    elif path == "/hold":
+        await send({"type": "websocket.accept"})
+        await receive()
     elif path == "/close":
         await send({"type": "websocket.close"})
 
@@ -160,8 +162,9 @@ async def test_every_server_made_response_is_dated(request_bytes: bytes, status:
 async def test_503_at_the_connection_cap_is_dated() -> None:
     async with (
         running(handshake_app, max_connections=1) as server,
-        await connect(server),  # holds the only place, sending nothing
+        await connect(server) as holder,
     ):
-        await anyio.sleep(0.1)
+        await holder.send(upgrade_head("/hold"))  # an open WebSocket holds the only place
+        assert (await read_response(holder)).startswith(b"HTTP/1.1 101 ")
         async with await connect(server) as refused:
             assert_dated(await read_response(refused), 503)

@@ -4,12 +4,16 @@ One task accepts (in batches: one wakeup may carry many pending connections)
 and starts a `Peer` task per connection; one reaper task walks the live set
 every tick and fires the deadlines that have passed. Shutdown walks the same
 set.
+
+At the connection cap a new client evicts the connection that has waited
+longest for its request head (a slowloris holds exactly those; dropping one
+loses no work); when none is waiting, the new client gets a 503, sent and
+then drained like any refusal, so that it reads the 503 rather than a reset.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -23,6 +27,7 @@ from tinyws.server.config import Config
 from tinyws.server.connection import ServerConnection
 from tinyws.server.peer import Peer
 from tinyws.server.responses import OVERLOADED
+from tinyws.server.watcher import make_watcher
 from tinyws.types import ASGIApp
 
 logger = logging.getLogger("tinyws.server")
@@ -41,14 +46,26 @@ class Acceptor:
         self.idle = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.wait_readable, self.wait_writable = native_waiters()
+        self.watcher = make_watcher()
+        #: Peers waiting for a request head, oldest first (the eviction order).
+        self.heads: dict[Peer, None] = {}
+        #: Refused sockets being drained, with the time they are closed anyway.
+        self.refused: dict[socket.socket, float] = {}
 
     def cancel_all(self) -> None:
         """Cancel the connection tasks that are not in a task group (asyncio)."""
         for task in self._tasks:
             task.cancel()
 
+    def head_wait(self, peer: Peer) -> None:
+        self.heads[peer] = None
+
+    def head_done(self, peer: Peer) -> None:
+        self.heads.pop(peer, None)
+
     def forget(self, peer: Peer) -> None:
         self.peers.discard(peer)
+        self.heads.pop(peer, None)
         if self.stopping and not self.peers:
             self.idle.set()
 
@@ -74,8 +91,8 @@ class Acceptor:
                     logger.warning("accept failed: %s", exc)
                     await anyio.sleep(0.1)
                     break
-                if len(self.peers) >= self.config.max_connections:
-                    _refuse(sock, OVERLOADED())
+                if len(self.peers) >= self.config.max_connections and not self._evict():
+                    self._refuse(sock)
                     continue
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -83,6 +100,7 @@ class Acceptor:
                 core = ServerConnection(self.limits, client, server, self.state)
                 peer = Peer(self, sock, core)
                 self.peers.add(peer)
+                self.heads[peer] = None
                 spawn(peer)
 
     def _spawner(self, tg: anyio.abc.TaskGroup) -> Callable[[Peer], None]:
@@ -116,12 +134,46 @@ class Acceptor:
             await anyio.sleep(tick)
             now = time.monotonic()
             for peer in list(self.peers):
-                if peer.deadline <= now:
+                if peer.core.deadline <= now:
                     peer.expire(now)
+            for sock, until in list(self.refused.items()):
+                if until <= now:
+                    self._close_refused(sock)
+
+    def _evict(self) -> bool:
+        """Drop the connection waiting longest for its head; False if none is."""
+        for peer in self.heads:
+            del self.heads[peer]
+            peer.abort()
+            return True
+        return False
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """503, then read and drop what the client sends until it closes (bounded)."""
+        try:
+            sock.setblocking(False)
+            sock.send(OVERLOADED())
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        self.refused[sock] = time.monotonic() + _REFUSED_LINGER
+        self.watcher.watch_read(sock, lambda: self._drain_refused(sock))
+
+    def _drain_refused(self, sock: socket.socket) -> None:
+        try:
+            if sock.recv(4096):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._close_refused(sock)
+
+    def _close_refused(self, sock: socket.socket) -> None:
+        if self.refused.pop(sock, None) is not None:
+            self.watcher.unwatch_read(sock)
+            sock.close()
 
 
-def _refuse(sock: socket.socket, response: bytes) -> None:
-    with contextlib.suppress(OSError):  # best effort: the client is turned away anyway
-        sock.setblocking(False)
-        sock.send(response)
-    sock.close()
+_REFUSED_LINGER = 2.0  # seconds a refused client may keep sending before the close

@@ -31,7 +31,7 @@ class Config:
     lifespan: str = "auto"
     log_level: str = "info"
     root_path: str = ""
-    access_log: bool = False
+    access_log: bool = True
     backlog: int = 1024
 
     #: Connections served at once; further clients get 503 and are closed.
@@ -58,6 +58,16 @@ class Config:
     ws_close_timeout: float = 5.0
     #: Negotiate permessage-deflate when the client offers it.
     ws_per_message_deflate: bool = True
+    #: Incoming WebSocket messages queued while the app is not receiving;
+    #: when full (or holding `ws_max_message_bytes`), the server stops reading
+    #: that socket until the app catches up (TCP backpressure).
+    ws_max_queue: int = 32
+    #: Unsent bytes of one WebSocket above which the app's `send()` waits
+    #: for the socket to drain.
+    ws_write_high_water: int = 64 * 1024
+    #: Bytes per second a request body must average after a 5 s grace
+    #: (Kestrel's rule); slower bodies are cut off. None: no minimum.
+    min_data_rate: float | None = 240.0
     #: Seconds in-flight HTTP responses get to finish on shutdown.
     shutdown_timeout: float = 10.0
 
@@ -70,7 +80,13 @@ class Config:
             raise ValueError("root_path must not end with '/'")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port}")
-        for field in ("max_connections", "max_header_bytes", "ws_max_message_bytes"):
+        for field in (
+            "max_connections",
+            "max_header_bytes",
+            "ws_max_message_bytes",
+            "ws_max_queue",
+            "ws_write_high_water",
+        ):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1")
         if self.max_body_bytes is not None and self.max_body_bytes < 0:
@@ -78,14 +94,16 @@ class Config:
         for field in ("head_timeout", "keepalive_timeout", "ws_ping_timeout", "ws_close_timeout"):
             if getattr(self, field) <= 0:
                 raise ValueError(f"{field} must be positive")
-        if self.ws_ping_interval is not None and self.ws_ping_interval <= 0:
-            raise ValueError("ws_ping_interval must be positive or None")
+        for field in ("ws_ping_interval", "min_data_rate"):
+            if getattr(self, field) is not None and getattr(self, field) <= 0:
+                raise ValueError(f"{field} must be positive or None")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must not be negative")
 
     def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return Config(**{**fields, **changes})
 
     def event_loop(self) -> str:
         """The loop `serve()` runs: "uvloop", "asyncio" or "trio"."""
@@ -103,13 +121,33 @@ class Config:
             self.ws_max_message_bytes,
             self.ws_per_message_deflate,
             self.root_path,
+            head_timeout=self.head_timeout,
+            keepalive_timeout=self.keepalive_timeout,
+            min_data_rate=self.min_data_rate,
+            ping_interval=self.ws_ping_interval,
+            ping_timeout=self.ws_ping_timeout,
+            close_timeout=self.ws_close_timeout,
+            max_queue=self.ws_max_queue,
         )
 
 
 class Limits:
-    """The per-connection limits the connection core enforces (see `Config`)."""
+    """The per-connection limits and timeouts the connection core enforces (see `Config`)."""
 
-    __slots__ = ("deflate", "max_body", "max_header", "max_message", "root_path")
+    __slots__ = (
+        "close_timeout",
+        "deflate",
+        "head_timeout",
+        "keepalive_timeout",
+        "max_body",
+        "max_header",
+        "max_message",
+        "max_queue",
+        "min_data_rate",
+        "ping_interval",
+        "ping_timeout",
+        "root_path",
+    )
 
     def __init__(
         self,
@@ -118,12 +156,27 @@ class Limits:
         max_message: int = 16 << 20,
         deflate: bool = True,
         root_path: str = "",
+        *,
+        head_timeout: float = 10.0,
+        keepalive_timeout: float = 5.0,
+        min_data_rate: float | None = 240.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 20.0,
+        close_timeout: float = 5.0,
+        max_queue: int = 32,
     ) -> None:
         self.max_header = max_header
         self.max_body = max_body
         self.max_message = max_message
         self.deflate = deflate
         self.root_path = root_path
+        self.head_timeout = head_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.min_data_rate = min_data_rate
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue = max_queue
 
 
 def uvloop_installed() -> bool:

@@ -1,7 +1,7 @@
 """WebSocket frames after the 101: wsproto's frame-level `Connection` ⇄ ASGI.
 
 The opening handshake never goes through wsproto (it is parsed once, in
-`handshake.py`), and the frame-level `wsproto.connection.Connection` is
+`heads.py`), and the frame-level `wsproto.connection.Connection` is
 created only when the connection first needs it: refused handshakes never pay
 for it, and neither does the most common short life of a WebSocket, where the
 client's first frame is its close frame. That one frame, when it arrives
@@ -17,7 +17,7 @@ followed by the end of the TCP connection.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -206,8 +206,8 @@ class WebSocketChannel:
             return None
         parts, self._parts, self._size = self._parts, [], 0
         if isinstance(data, str):
-            return _receive("".join(parts))  # type: ignore[arg-type]
-        return _receive(b"".join(parts))  # type: ignore[arg-type]
+            return _receive("".join(cast("list[str]", parts)))
+        return _receive(b"".join(cast("list[bytes]", parts)))
 
     def _closed(self, event: CloseConnection) -> Message:
         ws = self._wsproto()

@@ -115,6 +115,24 @@ def check_upgrade(head: RequestHead) -> Offer | bytes:
     return Offer(keys[0], protocols, extensions)
 
 
+def bare_lf(head: bytes) -> bool:
+    """True when a line of an incomplete head ends in LF without CR (RFC 9112 §2.2
+    allows accepting it; refusing it at once is safer than waiting for a CRLF CRLF
+    that may never come)."""
+    return any(not line.endswith(b"\r") for line in head.split(b"\n")[:-1])
+
+
+def chunked_twice(head: bytes) -> bool:
+    """`Transfer-Encoding: chunked, chunked` (in one header or two): RFC 9112
+    §6.1 forbids applying chunked more than once."""
+    codings = [
+        line.partition(b":")[2]
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"transfer-encoding:")
+    ]
+    return b",".join(codings).count(b"chunked") > 1
+
+
 def _tokens(value: bytes) -> list[bytes]:
     return [item.strip().lower() for item in value.split(b",")]
 

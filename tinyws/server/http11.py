@@ -71,7 +71,7 @@ class HTTPCycle:
             self.malformed = True
             event = h11.ConnectionClosed()
         if event is h11.NEED_DATA:
-            return None, out
+            return self._stalled(), out
         if isinstance(event, h11.Data):
             self.body_seen += len(event.data)
             if self._max_body is not None and self.body_seen > self._max_body:
@@ -83,6 +83,25 @@ class HTTPCycle:
         # ConnectionClosed or PAUSED before the end of the body.
         self.disconnected = True
         return _DISCONNECT, out
+
+    def _stalled(self) -> Message | None:
+        """h11 waits for more of a chunked body: refuse at once what can never
+        become valid (a bare LF where a chunk line must end in CRLF, a chunk
+        size over 2**63) or over the limit, instead of waiting for bytes that
+        will not fix it."""
+        pending = self._h11.trailing_data[0]
+        if b"\n" in pending and any(not line.endswith(b"\r") for line in pending.split(b"\n")[:-1]):
+            self.malformed = self.disconnected = True
+            return _DISCONNECT
+        declared = getattr(getattr(self._h11, "_reader", None), "_bytes_in_chunk", 0)
+        if isinstance(declared, int) and declared:
+            if declared >= 1 << 63:
+                self.malformed = self.disconnected = True
+                return _DISCONNECT
+            if self._max_body is not None and self.body_seen + declared > self._max_body:
+                self.too_large = self.disconnected = True
+                return _DISCONNECT
+        return None
 
     def skip_unread_body(self) -> None:
         """Consume a request body the app did not read, if it is all here already.
@@ -104,9 +123,15 @@ class HTTPCycle:
         """Bytes to write for one ASGI message from the app."""
         kind = message["type"]
         if kind == "http.response.start" and not self.started:
+            # Checked before anything is marked started: an invalid start
+            # raises in the app, and the server can still answer 500.
+            status = message["status"]
+            if not isinstance(status, int) or not 100 <= status <= 599:
+                raise ValueError(f"invalid response status {status!r}")
+            headers = asgi_headers(message)
             self.started = True
-            self.status = int(message["status"])
-            self._pending = (self.status, asgi_headers(message))
+            self.status = status
+            self._pending = (status, headers)
             return b""
         if kind == "http.response.body" and self.started and not self.done:
             if self.disconnected:

@@ -5,27 +5,33 @@ connection, memory streams and per-connection cancel scopes together cost
 more than everything else in a handshake. So anyio is the runtime (tasks,
 cancellation, signals, both backends), but each connection talks to a raw
 non-blocking socket: `recv`/`send` are tried first and readiness is awaited
-only when the kernel says EAGAIN (`readiness.py`). The
-app's `receive()` reads the socket itself; `send()` writes without an extra
-yield. Timeouts are not cancel scopes: each connection keeps one deadline
-and a single reaper task checks them all every `tick` seconds.
+only when the kernel says EAGAIN (`tinyws.readiness`).
+
+Until a WebSocket is accepted the connection's task reads what the core
+needs (request heads, bodies). After the 101, reading is done by a readiness
+callback (`watcher.py`, `ws_link.py`) whether or not the app is receiving.
+Writes go out at once; what the kernel does not take waits in `pending` and
+is flushed by a writability callback, and the app's `send()` waits only
+while `pending` is over the high-water mark.
+
+Timeouts are not cancel scopes: the core keeps the connection's deadline
+and a single reaper task (in `acceptor.py`) checks them all every tick,
+calling `expire()`; the core decides what a passed deadline means.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
-import time
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from tinyws.errors import ClientDisconnect
 from tinyws.server.connection import Phase, ServerConnection
+from tinyws.server.ws_link import WebSocketLink, client_of, target_of
 from tinyws.types import Message, Scope
 
 if TYPE_CHECKING:
@@ -35,46 +41,18 @@ logger = logging.getLogger("tinyws.server")
 access_logger = logging.getLogger("tinyws.access")
 
 _RECV_SIZE = 65536
-# With permessage-deflate every byte read may inflate about a thousandfold
-# before the message size check sees it; smaller reads bound that burst.
-_RECV_SIZE_DEFLATE = 4096
 _LINGER_SECONDS = 2.0  # how long a refused client may keep sending before the reset
 _FAIRNESS = 16  # reads served without waiting before yielding to other tasks
 
 
-class Peer:
-    """One client connection: a socket, its protocol core and its deadline."""
+class Peer(WebSocketLink):
+    """One client connection: a socket, its protocol core, its pending output."""
 
-    __slots__ = (
-        "acceptor",
-        "active",
-        "app",
-        "core",
-        "deadline",
-        "idle",
-        "pending",
-        "ping_sent",
-        "receiving",
-        "recv_size",
-        "sock",
-        "streak",
-        "writing",
-    )
+    __slots__ = ("app",)
 
     def __init__(self, acceptor: Acceptor, sock: socket.socket, core: ServerConnection) -> None:
-        self.acceptor = acceptor
+        super().__init__(acceptor, sock, core)
         self.app = acceptor.app
-        self.sock = sock
-        self.core = core
-        self.deadline = time.monotonic() + acceptor.config.head_timeout
-        self.active = False  # bytes arrived since the reaper last looked
-        self.ping_sent = False
-        self.receiving = False
-        self.writing = False
-        self.pending = bytearray()
-        self.streak = 0
-        self.recv_size = _RECV_SIZE
-        self.idle = False  # between keep-alive requests, no byte of the next yet
 
     async def run(self) -> None:
         try:
@@ -84,6 +62,7 @@ class Peer:
         except Exception:
             logger.exception("connection handler failed")
         finally:
+            self.detach()
             self.acceptor.forget(self)
             self.sock.close()
 
@@ -95,18 +74,15 @@ class Peer:
                 if core.phase is Phase.CLOSED:
                     break
                 await self._fill()
-                if self.idle and core.has_buffered_data():  # a new head has started
-                    self.idle = False
-                    self.deadline = time.monotonic() + self.acceptor.config.head_timeout
                 continue
-            self.deadline = math.inf
+            self.acceptor.head_done(self)
             if scope["type"] == "http":
                 await self._http(scope)
             else:
-                await self._websocket(scope)
+                await self.websocket(scope)
             if core.phase is not Phase.IDLE or self.acceptor.stopping:
                 break
-            self._idle()
+            self.acceptor.head_wait(self)
         await self.flush()
         if core.linger:
             await self._linger()
@@ -126,11 +102,6 @@ class Peer:
                 except OSError:
                     return
 
-    def _idle(self) -> None:
-        """Between requests: the keep-alive timer runs."""
-        self.idle = not self.core.has_buffered_data()
-        self.deadline = time.monotonic() + self.acceptor.config.keepalive_timeout
-
     async def _fill(self) -> None:
         """Read once from the socket into the core (b"" at EOF)."""
         sock = self.sock
@@ -148,57 +119,7 @@ class Peer:
         if self.streak >= _FAIRNESS:
             self.streak = 0
             await checkpoint()  # a flooding client must not starve the others
-        self.active = True
         self.core.receive_data(data)
-
-    # -- writing -------------------------------------------------------------
-
-    async def flush(self) -> None:
-        if self.core.output:
-            await self.write(self.core.take_output())
-
-    async def write(self, data: bytes) -> None:
-        if self.writing:  # another task is blocked writing: queue behind it
-            self.pending += data
-            return
-        self.writing = True
-        try:
-            await self._send_all(data)
-            while self.pending:
-                data = bytes(self.pending)
-                self.pending.clear()
-                await self._send_all(data)
-        finally:
-            self.writing = False
-
-    def write_nowait(self, data: bytes) -> None:
-        """Best-effort write from the reaper (pings, 1001 closes)."""
-        if self.writing:
-            self.pending += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except OSError:
-            return
-        self.pending += data[sent:]
-
-    async def _send_all(self, data: bytes) -> None:
-        sock = self.sock
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            raise ClientDisconnect(str(exc)) from None
-        view = memoryview(data)[sent:]
-        while view:
-            await self.acceptor.wait_writable(sock)
-            try:
-                view = view[sock.send(view) :]
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise ClientDisconnect(str(exc)) from None
 
     # -- HTTP ----------------------------------------------------------------
 
@@ -208,6 +129,7 @@ class Peer:
             await self.app(scope, self._http_receive, self._http_send)
         except ClientDisconnect:
             failed = True
+            logger.debug("client left during HTTP %s %s", scope["method"], scope["path"])
         except Exception:
             failed = True
             logger.exception("exception in ASGI app (HTTP %s %s)", scope["method"], scope["path"])
@@ -229,19 +151,12 @@ class Peer:
                 return message
             if core.reading_paused():
                 await anyio.sleep_forever()
-            if core.awaiting_body():
-                # A body that stalls is slowloris again: the head timeout also
-                # bounds each pause. (Waiting for a disconnect has no limit.)
-                self.deadline = time.monotonic() + self.acceptor.config.head_timeout
-                await self._fill()
-                self.deadline = math.inf
-            else:
-                await self._fill()
+            await self._fill()
 
     async def _http_send(self, message: Message) -> None:
         self.core.http_send(message)
         if self.core.output:
-            await self.write(self.core.take_output())
+            await self.send_output(None)
 
     async def _flush_or_eof(self) -> None:
         try:
@@ -250,100 +165,23 @@ class Peer:
             self.core.receive_data(b"")
 
     def _log_access(self, scope: Scope, status: int) -> None:
-        client = scope.get("client")
-        where = f"{client[0]}:{client[1]}" if client else "-"
-        query = scope["query_string"]
-        target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d', where, scope["method"], target, scope["http_version"], status
+            '%s - "%s %s HTTP/%s" %d',
+            client_of(scope),
+            scope["method"],
+            target_of(scope),
+            scope["http_version"],
+            status,
         )
-
-    # -- WebSocket -------------------------------------------------------------
-
-    async def _websocket(self, scope: Scope) -> None:
-        core = self.core
-        failed = False
-        try:
-            await self.app(scope, self._ws_receive, self._ws_send)
-        except ClientDisconnect:
-            pass
-        except Exception:
-            failed = True
-            logger.exception("exception in ASGI app (WebSocket %s)", scope["path"])
-        core.ws_finish(failed)
-        await self._flush_or_eof()
-        if core.phase is Phase.CLOSING:  # wait (bounded) for the client's close frame
-            self.deadline = time.monotonic() + self.acceptor.config.ws_close_timeout
-            while core.phase is Phase.CLOSING:
-                if core.ws_receive() is None:
-                    await self._fill()
-            await self._flush_or_eof()
-
-    async def _ws_receive(self) -> Message:
-        core = self.core
-        self.receiving = True
-        try:
-            while True:
-                message = core.ws_receive()
-                if core.output:
-                    await self._flush_or_eof()
-                if message is not None:
-                    return message
-                await self._fill()
-        finally:
-            self.receiving = False
-
-    async def _ws_send(self, message: Message) -> None:
-        core = self.core
-        core.ws_send(message)
-        if core.phase is Phase.OPEN and message["type"] == "websocket.accept":
-            self._opened()
-        if core.output:
-            await self.write(core.take_output())
-
-    def _opened(self) -> None:
-        channel = self.core.channel
-        if channel is not None and channel.compressed:
-            self.recv_size = _RECV_SIZE_DEFLATE
-        interval = self.acceptor.config.ws_ping_interval
-        self.deadline = math.inf if interval is None else time.monotonic() + interval
-        if self.acceptor.stopping:
-            self.core.ws_shutdown()
 
     # -- timers (called by the reaper) -------------------------------------------
 
     def expire(self, now: float) -> None:
-        """The deadline passed: ping, or give up on the connection."""
-        core = self.core
-        if core.phase is Phase.OPEN:
-            if not self.receiving:
-                self._pump()
-            if self.active:  # alive: push the next ping further out
-                self.active = self.ping_sent = False
-                self.deadline = now + (self.acceptor.config.ws_ping_interval or math.inf)
-                return
-            if not self.ping_sent and core.channel is not None:
-                self.ping_sent = True
-                core.channel.ping()
-                self.write_nowait(core.take_output())
-                self.deadline = now + self.acceptor.config.ws_ping_timeout
-                return
-        self.abort()
-
-    def _pump(self) -> None:
-        """Read what is waiting while the app is not reading, to see the pong."""
-        try:
-            data = self.sock.recv(self.recv_size)
-        except OSError:
-            return
-        self.active = True
-        self.core.receive_data(data)
-
-    def abort(self) -> None:
-        """Shut the socket down; whoever waits on it wakes up and cleans up."""
-        self.deadline = math.inf
-        with contextlib.suppress(OSError):  # already gone: nothing to wake
-            self.sock.shutdown(socket.SHUT_RDWR)
+        """The deadline passed: the core pings, or the connection is dropped."""
+        if self.core.expire(now):
+            self.abort()
+        elif self.core.output:
+            self.queue_write(self.core.take_output())
 
     def stop(self) -> None:
         """Server shutdown: close WebSockets with 1001, drop idle keep-alives."""
@@ -351,7 +189,6 @@ class Peer:
         core.keep_alive = False
         if core.phase is Phase.OPEN:
             core.ws_shutdown()
-            self.write_nowait(core.take_output())
-            self.deadline = time.monotonic() + self.acceptor.config.ws_close_timeout
+            self.queue_write(core.take_output())
         elif core.phase is Phase.IDLE:
             self.abort()

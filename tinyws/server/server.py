@@ -102,6 +102,7 @@ class Server:
                 async with anyio.create_task_group() as service:
                     service.start_soon(acceptor.accept_loop, listener, conns)
                     service.start_soon(acceptor.reaper, _tick(self.config))
+                    conns.start_soon(acceptor.watcher.run)
                     assert self._stop is not None
                     await self._stop.wait()
                     service.cancel_scope.cancel()

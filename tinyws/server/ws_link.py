@@ -1,0 +1,273 @@
+"""A connection's output and its WebSocket after the 101 (the base of `Peer`).
+
+Output: `queue_write` sends at once what the kernel takes and keeps the rest
+in `pending`, flushed by a writability callback; `send_output` is what the
+app's `send()` awaits: it returns while `pending` is under the high-water
+mark and otherwise waits for the socket to drain (bounded by the ping
+timeout: a client that takes nothing for that long is dropped).
+
+Input after the 101: `_on_readable` is called by the watcher whenever the
+socket is readable, whatever the app is doing. It feeds the core, which
+answers pings and close frames and queues messages; it stops watching while
+that queue is full (the app's next receive resumes it) and after the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+
+from tinyws.errors import ClientDisconnect
+from tinyws.server.connection import Phase, ServerConnection
+from tinyws.types import Message, Scope
+
+if TYPE_CHECKING:
+    from tinyws.server.acceptor import Acceptor
+
+logger = logging.getLogger("tinyws.server")
+access_logger = logging.getLogger("tinyws.access")
+
+# With permessage-deflate every byte read may inflate about a thousandfold
+# before the message size check sees it; smaller reads bound that burst.
+_RECV_SIZE_DEFLATE = 4096
+_RECV_SIZE = 65536
+
+
+class WebSocketLink:
+    """Output buffering and the WebSocket read path of one connection."""
+
+    __slots__ = (
+        "_input_wake",
+        "_output_wake",
+        "_watching",
+        "acceptor",
+        "broken",
+        "core",
+        "pending",
+        "recv_size",
+        "sock",
+        "streak",
+    )
+
+    def __init__(self, acceptor: Acceptor, sock: socket.socket, core: ServerConnection) -> None:
+        self.acceptor = acceptor
+        self.sock = sock
+        self.core = core
+        self.pending = bytearray()
+        self.recv_size = _RECV_SIZE
+        self.streak = 0  # reads in a row without waiting
+        self.broken = False  # the socket failed on a write: output is dropped
+        self._watching = 0  # 1: reads watched, 2: writes watched (bits)
+        self._input_wake: Callable[[], None] | None = None
+        self._output_wake: Callable[[], None] | None = None
+
+    # -- output ----------------------------------------------------------------
+
+    def queue_write(self, data: bytes) -> None:
+        """Send what the kernel takes now; keep the rest for the write callback."""
+        if self.pending or self.broken:
+            if not self.broken:
+                self.pending += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.broken = True
+            return
+        if sent < len(data):
+            self.pending += data[sent:]
+            self._watching |= 2
+            self.acceptor.watcher.watch_write(self.sock, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.pending)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.broken = True
+            self.pending.clear()
+            sent = 0
+        del self.pending[:sent]
+        if not self.pending:
+            self._watching &= ~2
+            self.acceptor.watcher.unwatch_write(self.sock)
+        if self._output_wake is not None:
+            self._output_wake()
+
+    async def send_output(self, timeout: float | None) -> None:
+        """Queue the core's output; wait while too much of it is unsent."""
+        self.queue_write(self.core.take_output())
+        await self._drain(self.acceptor.config.ws_write_high_water, timeout)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Write everything (the connection is about to end or be reused)."""
+        if self.core.output:
+            self.queue_write(self.core.take_output())
+        await self._drain(0, timeout)
+
+    async def _drain(self, limit: int, timeout: float | None) -> None:
+        while len(self.pending) > limit:
+            wait, self._output_wake = self.acceptor.watcher.waker()
+            try:
+                with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
+                    await wait()
+            finally:
+                self._output_wake = None
+            if scope.cancelled_caught:  # nothing taken for the whole timeout
+                self.abort()
+                raise ClientDisconnect("the client stopped reading")
+        if self.broken:
+            raise ClientDisconnect("the connection is broken")
+
+    def abort(self) -> None:
+        """Shut the socket down; whoever waits on it wakes up and cleans up."""
+        self.core.deadline = math.inf
+        with contextlib.suppress(OSError):  # already gone: nothing to wake
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def detach(self) -> None:
+        """Stop every callback before the socket is closed."""
+        watcher = self.acceptor.watcher
+        if self._watching & 1:
+            watcher.unwatch_read(self.sock)
+        if self._watching & 2:
+            watcher.unwatch_write(self.sock)
+        self._watching = 0
+
+    # -- WebSocket ---------------------------------------------------------------
+
+    async def websocket(self, scope: Scope) -> None:
+        core = self.core
+        failed = False
+        start = time.monotonic()
+        try:
+            await self.acceptor.app(scope, self._ws_receive, partial(self._ws_send, scope=scope))
+        except ClientDisconnect:
+            pass
+        except Exception:
+            failed = True
+            logger.exception("exception in ASGI app (WebSocket %s)", scope["path"])
+        core.ws_finish(failed)
+        if self.acceptor.config.access_log and core.ws_status != 101:
+            self._log_handshake(scope)
+        if core.phase is Phase.CLOSING and not self._watching & 1:
+            self._watch_reads()  # the queue was full; the close reply is behind it
+        with contextlib.suppress(ClientDisconnect):
+            await self.flush(self.acceptor.config.ws_close_timeout)
+        while core.phase is Phase.CLOSING:  # bounded by the core's close timeout
+            await self._input()
+        if self._watching & 1:
+            self._watching &= ~1
+            self.acceptor.watcher.unwatch_read(self.sock)
+        if self.acceptor.config.access_log and core.channel is not None:
+            code = core.channel.close_code or 1006
+            access_logger.info(
+                '%s - "WebSocket %s" closed %d after %.3fs',
+                client_of(scope),
+                target_of(scope),
+                code,
+                time.monotonic() - start,
+            )
+
+    async def _ws_receive(self) -> Message:
+        core = self.core
+        if core.channel is None:  # before the 101: this task reads
+            while True:
+                message = core.ws_receive()
+                if core.output:
+                    with contextlib.suppress(ClientDisconnect):
+                        await self.flush()
+                if message is not None:
+                    return message
+                await self._fill()
+        while True:
+            message = core.ws_receive()
+            if not self._watching & 1 and core.phase is not Phase.CLOSED:
+                self._watch_reads()  # the queue has room again
+            if message is not None:
+                return message
+            await self._input()
+
+    async def _fill(self) -> None:
+        raise NotImplementedError  # Peer's
+
+    async def _input(self) -> None:
+        """Wait until the read callback has something for the app."""
+        wait, self._input_wake = self.acceptor.watcher.waker()
+        try:
+            await wait()
+        finally:
+            self._input_wake = None
+
+    async def _ws_send(self, message: Message, scope: Scope) -> None:
+        core = self.core
+        core.ws_send(message)
+        if message["type"] == "websocket.accept" and core.phase is Phase.OPEN:
+            self._opened()
+            if self.acceptor.config.access_log:
+                self._log_handshake(scope)
+        if core.output:
+            await self.send_output(self.acceptor.config.ws_ping_timeout)
+
+    def _opened(self) -> None:
+        channel = self.core.channel
+        if channel is not None and channel.compressed:
+            self.recv_size = _RECV_SIZE_DEFLATE
+        if self.acceptor.stopping:
+            self.core.ws_shutdown()
+        self._watch_reads()
+
+    def _watch_reads(self) -> None:
+        self._watching |= 1
+        self.acceptor.watcher.watch_read(self.sock, self._on_readable)
+
+    def _on_readable(self) -> None:
+        """Read once: the core answers pings and closes and queues messages."""
+        core = self.core
+        try:
+            data = self.sock.recv(self.recv_size)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        core.receive_data(data)
+        if core.output:
+            self.queue_write(core.take_output())
+        if core.phase is Phase.CLOSED:
+            if not data or not core.linger:  # lingering: drain until the client's EOF
+                self._watching &= ~1
+                self.acceptor.watcher.unwatch_read(self.sock)
+                if self._input_wake is None and not self.pending:
+                    with contextlib.suppress(OSError):  # the app is busy: end TCP now
+                        self.sock.shutdown(socket.SHUT_WR)
+        elif core.ws_paused():
+            self._watching &= ~1
+            self.acceptor.watcher.unwatch_read(self.sock)
+        if self._input_wake is not None and (core.ws_queued() or core.phase is Phase.CLOSED):
+            self._input_wake()
+
+    def _log_handshake(self, scope: Scope) -> None:
+        status = self.core.ws_status
+        if status:
+            access_logger.info('%s - "WebSocket %s" %d', client_of(scope), target_of(scope), status)
+
+
+def client_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def target_of(scope: Scope) -> str:
+    query = scope["query_string"]
+    return str(scope["path"]) + ("?" + query.decode("latin-1") if query else "")

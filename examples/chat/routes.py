@@ -61,9 +61,9 @@ def make_app(origins: Sequence[str] | None = None) -> App:
         await ws.accept()
         others = here.names()
         here.join(ws, name)  # with no await since names(): two joining at once see each other
-        await ws.send_json({"type": "welcome", "name": name, "room": room, "members": others})
-        await here.broadcast({"type": "joined", "name": name}, skip=ws)
         try:
+            await ws.send_json({"type": "welcome", "name": name, "room": room, "members": others})
+            await here.broadcast({"type": "joined", "name": name}, skip=ws)
             async for message in ws:
                 if not isinstance(message, str):
                     await ws.close(1003, "text messages only")

@@ -16,6 +16,7 @@ import pytest
 from tests.servers import run_server
 from tinyws.bench import cli, report, runner
 from tinyws.bench.client_handshake import Target
+from tinyws.bench.results import Results
 
 TARGET = Target(2, ("127.0.0.1", 9), b"", b"", frozenset())
 
@@ -23,9 +24,17 @@ TARGET = Target(2, ("127.0.0.1", 9), b"", b"", frozenset())
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["http://127.0.0.1/"], "expected a ws://host[:port]/path URL"),
-        (["ws:///path"], "expected a ws://host[:port]/path URL"),
-        (["wss://127.0.0.1/"], "wss:// is not supported"),
+        (["http://127.0.0.1/"], "expected a ws://host[:port]/path or wss:// URL"),
+        (["ws:///path"], "expected a ws://host[:port]/path or wss:// URL"),
+        (["ws://127.0.0.1/", "--insecure"], "--cacert and --insecure are for wss:// URLs"),
+        (["wss://127.0.0.1/", "--insecure", "--cacert", "x.pem"], "not both"),
+        (["wss://127.0.0.1/", "--cacert", "/no/such.pem"], "cannot load --cacert"),
+        (["ws://127.0.0.1/", "--ramp", "2"], "--ramp needs --rate"),
+        (["ws://127.0.0.1/", "--max-inflight", "2"], "--max-inflight needs --rate"),
+        (["ws://127.0.0.1/", "--rate", "0"], "must be a positive number"),
+        (["ws://127.0.0.1/", "--rounds", "3"], "--rounds needs --compare"),
+        (["ws://127.0.0.1/", "--server-pid", "x"], "expected PID[,PID]"),
+        (["ws://127.0.0.1/", "--server-pid", "999999999"], "no such process"),
         (["ws://127.0.0.1:99999/"], "bad port"),
         (["ws://127.0.0.1/", "-n", "5", "--duration", "2"], "not both"),
         (["ws://127.0.0.1/", "-H", "NoColon"], "expected -H 'Name: value'"),
@@ -92,7 +101,7 @@ def test_python_m_tinyws_bench_dispatches_here() -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "expected a ws://host[:port]/path URL" in done.stderr
+    assert "expected a ws://host[:port]/path or wss:// URL" in done.stderr
 
 
 def test_duration_format() -> None:
@@ -103,8 +112,8 @@ def test_duration_format() -> None:
     assert report.duration(2_500_000.0) == "2.50 s"
 
 
-def results(cpu: float) -> runner.Results:
-    out = runner.Results(elapsed=2.0, cpu_user=cpu * 2 * 0.75, cpu_system=cpu * 2 * 0.25)
+def results(cpu: float) -> Results:
+    out = Results(elapsed=2.0, cpu_user=cpu * 2 * 0.75, cpu_system=cpu * 2 * 0.25)
     for latency_ns in (100_000, 200_000, 300_000, 400_000):
         out.add(101, latency_ns)
     out.fail("refused")
@@ -151,7 +160,7 @@ def test_json_latency_in_microseconds() -> None:
 
 def test_report_without_responses() -> None:
     plan = runner.Plan(target=TARGET)
-    failed = runner.Results(elapsed=2.0, cpu_user=2.0)
+    failed = Results(elapsed=2.0, cpu_user=2.0)
     failed.fail("refused")
     text = report.to_text("ws://h/", plan, failed, "asyncio")
     assert "statuses     none" in text and "refused: 1" in text
@@ -162,7 +171,7 @@ def test_report_without_responses() -> None:
 
 def test_short_runs_are_not_judged_client_bound() -> None:
     plan = runner.Plan(target=TARGET)
-    short = runner.Results(elapsed=0.1, cpu_user=0.1)
+    short = Results(elapsed=0.1, cpu_user=0.1)
     short.add(101, 1000)
     assert "warning" not in report.to_text("ws://h/", plan, short, "asyncio")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tinyws.bench import cli, runner
+from tinyws.bench.results import Results
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 Handler = Callable[[socket.socket], None]
@@ -168,7 +169,7 @@ def recording_server() -> Iterator[FakeServer]:
         yield server
 
 
-async def bench(url: str, *args: str) -> runner.Results:
+async def bench(url: str, *args: str) -> Results:
     plan = cli.make_plan(cli.make_parser().parse_args([url, *args]))
     return await runner.run(plan)
 

@@ -17,21 +17,20 @@ so that a pipe gets nothing but the JSON document.
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import socket
 import sys
-from dataclasses import dataclass
-from typing import TextIO
-from urllib.parse import urlsplit
+from dataclasses import replace
 
-import anyio
-
-from tinyws.bench import report, runner
-from tinyws.bench.client_handshake import Target
+from tinyws.bench import compare, runner, session
+from tinyws.bench.target import (
+    UnreachableError,
+    UsageError,
+    build_target,
+    parse_subprotocols,
+    parse_url,
+    tls_context,
+)
 from tinyws.cli import require_backend
 
-TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 DESCRIPTION = """\
 Open WebSocket handshakes against URL and report their rate, latency
 percentiles, status codes and errors. Each handshake connects, sends an
@@ -42,85 +41,6 @@ EPILOG = (
     "Exit status: 0 if every handshake succeeded, 1 if any failed (or the target answered "
     "none of the first 100, which stops the run early), 2 on bad usage."
 )
-
-
-class UsageError(Exception):
-    """Raised when the arguments cannot describe a benchmark."""
-
-
-class UnreachableError(Exception):
-    """Raised when the target cannot be reached before any handshake (its name does not resolve)."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-    request_target: str
-    host_header: str
-
-
-def parse_url(url: str) -> Endpoint:
-    parts = urlsplit(url)
-    if parts.scheme == "wss":
-        raise UsageError("wss:// is not supported; benchmark the ws:// endpoint behind TLS")
-    if parts.scheme != "ws" or not parts.hostname:
-        raise UsageError(f"expected a ws://host[:port]/path URL, got {url!r}")
-    try:
-        port = parts.port or 80
-    except ValueError as exc:
-        raise UsageError(f"bad port in {url!r}") from exc
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Endpoint(parts.hostname, port, target, parts.netloc.rpartition("@")[2])
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    name, colon, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not colon or not TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
-        raise UsageError(f"expected -H 'Name: value', got {text!r}")
-    if name.lower() == "sec-websocket-key":
-        raise UsageError("Sec-WebSocket-Key is generated afresh for every handshake")
-    return name, value
-
-
-def parse_subprotocols(values: list[str]) -> list[str]:
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    for name in names:
-        if not TOKEN.fullmatch(name):
-            raise UsageError(f"bad subprotocol name {name!r}")
-    return names
-
-
-def build_target(endpoint: Endpoint, headers: list[str], subprotocols: list[str]) -> Target:
-    fields = {
-        "host": ("Host", endpoint.host_header),
-        "upgrade": ("Upgrade", "websocket"),
-        "connection": ("Connection", "Upgrade"),
-        "sec-websocket-version": ("Sec-WebSocket-Version", "13"),
-    }
-    offered = set(subprotocols)
-    if subprotocols:
-        fields["sec-websocket-protocol"] = ("Sec-WebSocket-Protocol", ", ".join(subprotocols))
-    for text in headers:
-        name, value = parse_header(text)
-        fields[name.lower()] = (name, value)  # a given header replaces the default
-        if name.lower() == "sec-websocket-protocol":
-            offered.update(parse_subprotocols([value]))
-    lines = [f"GET {endpoint.request_target} HTTP/1.1"]
-    lines += [f"{name}: {value}" for name, value in fields.values()]
-    head = ("\r\n".join(lines) + "\r\nSec-WebSocket-Key: ").encode("latin-1")
-    family, address = resolve(endpoint.host, endpoint.port)
-    return Target(family, address, head, b"\r\n\r\n", frozenset(offered))
-
-
-def resolve(host: str, port: int) -> tuple[int, tuple[object, ...]]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UnreachableError(f"dns: cannot resolve {host!r}: {exc}") from exc
-    family, _, _, _, address = infos[0]
-    return family, address
 
 
 def _positive_int(text: str) -> int:
@@ -174,29 +94,67 @@ def make_parser() -> argparse.ArgumentParser:
         "goes to stderr)",
     )
     add("--quiet", action="store_true", help="no progress line on stderr")
+    add("--rate", type=_positive_float, metavar="R", help="open model: start R handshakes/s")
+    add("--max-inflight", type=_positive_int, metavar="N", help="with --rate (default 1000)")
+    add("--ramp", type=_positive_float, metavar="SECONDS", help="with --rate: from 0 to R")
+    add("--compare", metavar="URL2", help="run URL2 too, interleaved, and report ratios")
+    add("--rounds", type=_positive_int, metavar="K", help="with --compare (default 5)")
+    add("--server-pid", metavar="PID[,PID]", help="report the server's CPU time (URL's)")
+    add("--compare-pid", metavar="PID[,PID]", help="with --compare: URL2's server processes")
+    add("--hdr", metavar="FILE", help="write the latency distribution as .hgrm")
+    add("--plot", metavar="FILE.svg", help="write a latency-by-percentile plot (SVG)")
+    add("--cacert", metavar="PEM", help="wss://: trust these CA certificates only")
+    add("--insecure", action="store_true", help="wss://: no certificate verification")
     add("--backend", choices=("asyncio", "trio"), default="asyncio", help="anyio backend")
     add("--no-uvloop", action="store_true", help="use asyncio's own loop even if uvloop is here")
     return parser
 
 
-def make_plan(args: argparse.Namespace) -> runner.Plan:
+def make_plan(args: argparse.Namespace, url: str | None = None) -> runner.Plan:
     if args.n is not None and args.duration is not None:
         raise UsageError("give -n or --duration, not both")
     if args.expect is not None and not 100 <= args.expect <= 599:
         raise UsageError(f"--expect takes an HTTP status, got {args.expect}")
     if args.warmup < 0:
         raise UsageError("--warmup cannot be negative")
-    endpoint = parse_url(args.url)
+    for flag in ("max_inflight", "ramp"):
+        if getattr(args, flag, None) is not None and args.rate is None:
+            raise UsageError(f"--{flag.replace('_', '-')} needs --rate")
+    for flag in ("rounds", "compare_pid"):
+        if getattr(args, flag, None) is not None and args.compare is None:
+            raise UsageError(f"--{flag.replace('_', '-')} needs --compare")
+    endpoint = parse_url(url or args.url)
+    if (args.cacert or args.insecure) and not endpoint.secure:
+        raise UsageError("--cacert and --insecure are for wss:// URLs")
+    if args.cacert and args.insecure:
+        raise UsageError("give --cacert or --insecure, not both")
+    context = tls_context(args.cacert, args.insecure) if endpoint.secure else None
     subprotocols = parse_subprotocols(args.subprotocol)
     return runner.Plan(
-        target=build_target(endpoint, args.H, subprotocols),
+        target=build_target(endpoint, args.H, subprotocols, context),
         concurrency=args.c,
         count=None if args.duration is not None else args.n or 1000,
         duration=args.duration,
         warmup=args.warmup,
         timeout=args.timeout,
         expect=args.expect,
+        rate=getattr(args, "rate", None),
+        max_inflight=getattr(args, "max_inflight", None) or 1000,
+        ramp=getattr(args, "ramp", None) or 0.0,
     )
+
+
+def parse_pids(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return ()
+    try:
+        pids = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"expected PID[,PID], got {text!r}") from None
+    missing = [pid for pid in pids if not session.pid_exists(pid)]
+    if missing or not pids:
+        raise UsageError(f"no such process: {text!r}")
+    return pids
 
 
 def runtime_options(backend: str, no_uvloop: bool) -> tuple[str, dict[str, object]]:
@@ -214,7 +172,7 @@ def main(argv: list[str]) -> int:
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
-        plan = make_plan(args)
+        plans = _plans(args)
     except SystemExit as exc:  # argparse has printed its message
         return exc.code if isinstance(exc.code, int) else 2
     except UsageError as exc:
@@ -229,39 +187,31 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"tinyws bench: error: {missing}\n")
         return 2
     try:
-        # Opened before the run, so that a bad path fails in a second, not after it.
-        json_file = _open_json(args.json)
-    except OSError as exc:
-        sys.stderr.write(f"tinyws bench: error: cannot write --json file: {exc}\n")
+        outputs = session.open_outputs(args.json, args.hdr, args.plot, args.compare is not None)
+    except session.OutputError as exc:
+        sys.stderr.write(f"tinyws bench: error: {exc}\n")
         return 2
+    label, options = runtime_options(args.backend, args.no_uvloop)
+    runtime = session.Runtime(args.backend, options, label, args.quiet)
     try:
-        return _run(args, plan, json_file)
+        if len(plans) == 1:
+            return session.single(args.url, plans[0], runtime, outputs)
+        sides = (
+            compare.Side("A", args.url, plans[0].server_pids),
+            compare.Side("B", args.compare, plans[1].server_pids),
+        )
+        return session.both(sides, (plans[0], plans[1]), args.rounds or 5, runtime, outputs)
     except KeyboardInterrupt:
         sys.stderr.write("\ntinyws bench: interrupted\n")
         return 130
     finally:
-        if json_file is not None and json_file is not sys.stdout:
-            json_file.close()
+        outputs.close()
 
 
-def _open_json(path: str | None) -> TextIO | None:
-    if path is None:
-        return None
-    if path == "-":
-        return sys.stdout
-    return open(path, "w", encoding="utf-8")
-
-
-def _run(args: argparse.Namespace, plan: runner.Plan, json_file: TextIO | None) -> int:
-    runtime, options = runtime_options(args.backend, args.no_uvloop)
-    progress = runner.progress_stream(args.quiet)
-    results = anyio.run(runner.run, plan, progress, backend=args.backend, backend_options=options)
-    text_out = sys.stderr if json_file is sys.stdout else sys.stdout
-    text_out.write(report.to_text(args.url, plan, results, runtime))
-    if json_file is not None:
-        json.dump(report.to_json(args.url, plan, results, runtime), json_file, indent=2)
-        json_file.write("\n")
-        json_file.flush()
-    if results.stopped is not None:
-        sys.stderr.write(f"tinyws bench: {results.stopped}; is the server up at {args.url}?\n")
-    return 1 if results.errors else 0
+def _plans(args: argparse.Namespace) -> list[runner.Plan]:
+    """Return URL's plan, and URL2's after it under --compare."""
+    plan = replace(make_plan(args), server_pids=parse_pids(args.server_pid))
+    if args.compare is None:
+        return [plan]
+    other = make_plan(args, args.compare)
+    return [plan, replace(other, server_pids=parse_pids(args.compare_pid))]

@@ -26,6 +26,7 @@ import base64
 import enum
 import errno
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ class Target:
     head: bytes  # the request up to the value of Sec-WebSocket-Key
     tail: bytes  # the rest of the request, after the key
     subprotocols: frozenset[str]
+    tls: ssl.SSLContext | None = None  # wss://: the context, and the name to verify
+    server_hostname: str | None = None
 
 
 class Attempt:
@@ -78,11 +81,14 @@ class Attempt:
     when the handshake failed, or was cancelled by a timeout, after the head.
     """
 
-    __slots__ = ("latency_ns", "status")
+    __slots__ = ("connected_ns", "latency_ns", "secured_ns", "status", "tls")
 
     def __init__(self) -> None:
         self.status = 0
         self.latency_ns = 0
+        self.connected_ns = 0  # since the start: the TCP connection is up
+        self.secured_ns = 0  # since the start: the TLS handshake is done (wss:// only)
+        self.tls: tuple[str, str] | None = None  # negotiated version and cipher
 
 
 class Stage(enum.Enum):

@@ -45,6 +45,8 @@ def rank_position(rank: float, count: int) -> int:
 
 
 _SIZE = bucket_index((1 << MAX_BITS) - 1) + 1
+BUCKETS = MAX_BITS - BITS + 1  # powers of two above the exact range, as HdrHistogram counts them
+SUB_BUCKETS = 2 * HALF
 
 
 class Histogram:
@@ -97,3 +99,23 @@ class Histogram:
                     return results
                 need, slot = step
         raise AssertionError("percentile ranks beyond the recorded count")
+
+    def buckets(self) -> list[tuple[int, int]]:
+        """Return ``(value, count)`` for every bucket that holds samples, in order;
+        the value is the bucket's top, clamped to the exact ``min`` and ``max``."""
+        last = _SIZE - 1
+        return [
+            (min(max(self.max if i == last else bucket_high(i), self.min), self.max), n)
+            for i, n in enumerate(self._counts)
+            if n
+        ]
+
+    def merge(self, other: Histogram) -> None:
+        """Add every sample of ``other`` to this histogram."""
+        if not other.count:
+            return
+        self._counts = [a + b for a, b in zip(self._counts, other._counts, strict=True)]
+        self.min = min(self.min, other.min) if self.count else other.min
+        self.max = max(self.max, other.max)
+        self.count += other.count
+        self.total += other.total

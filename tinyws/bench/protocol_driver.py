@@ -42,6 +42,7 @@ class _Handshake(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are look-alikes, not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
+        self.attempt.connected_ns = time.perf_counter_ns() - self.start
         self.transport.write(self.handshake.request)
 
     def data_received(self, data: bytes) -> None:
@@ -79,7 +80,7 @@ class _Handshake(asyncio.Protocol):
 
 async def handshake(loop: asyncio.AbstractEventLoop, target: Target, attempt: Attempt) -> None:
     """Run one handshake, noting its status and latency in ``attempt``."""
-    attempt.status = attempt.latency_ns = 0
+    attempt.status = attempt.latency_ns = attempt.connected_ns = 0
     finished = loop.create_future()
     protocol = _Handshake(ClientHandshake(target), attempt, finished)
     host, port = target.address[:2]

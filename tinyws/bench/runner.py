@@ -22,16 +22,16 @@ disarms the check; handshakes in flight at the stop still finish.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 import anyio
 
 from tinyws.bench.client_handshake import Attempt, HandshakeError, Target
-from tinyws.bench.histogram import Histogram
+from tinyws.bench.results import Results
 from tinyws.bench.socket_driver import pick_driver
 
 try:
@@ -66,51 +66,10 @@ class Plan:
     warmup: int = 0
     timeout: float = 10.0
     expect: int | None = None
-
-
-@dataclass
-class Results:
-    """What one measured phase produced. Latencies are in nanoseconds."""
-
-    latency: Histogram = field(default_factory=Histogram)
-    statuses: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    attempts: int = 0
-    elapsed: float = 0.0
-    cpu_user: float = 0.0
-    cpu_system: float = 0.0
-    expect: int | None = None
-    first_error: str = ""  # "kind: detail" of the first failure, for messages
-    stopped: str | None = None  # why the run stopped early, when it did
-
-    @property
-    def responses(self) -> int:
-        return self.latency.count
-
-    @property
-    def handshakes_per_s(self) -> float:
-        return self.responses / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def cpu_fraction(self) -> float:
-        """Client CPU time over wall time: 1.0 is one core kept fully busy."""
-        return (self.cpu_user + self.cpu_system) / self.elapsed if self.elapsed > 0 else 0.0
-
-    def add(self, status: int, latency_ns: int) -> None:
-        self.attempts += 1
-        self.statuses[status] += 1
-        self.latency.record(latency_ns)
-        if self.expect is not None and status != self.expect:
-            self.errors["unexpected_status"] += 1
-
-    def fail(self, kind: str, status: int = 0, latency_ns: int = 0, detail: str = "") -> None:
-        self.attempts += 1
-        self.errors[kind] += 1
-        if not self.first_error:
-            self.first_error = f"{kind}: {detail}" if detail and detail != kind else kind
-        if status:
-            self.statuses[status] += 1
-            self.latency.record(latency_ns)
+    rate: float | None = None  # the open model (open_model.py) when set
+    max_inflight: int = 1000
+    ramp: float = 0.0
+    server_pids: tuple[int, ...] = ()  # their CPU time over the measured phase is reported
 
 
 class _Slot:
@@ -159,7 +118,7 @@ class _Phase:
 
     async def _work(self, slot: _Slot) -> None:
         target, timeout, results = self.plan.target, self.plan.timeout, self.results
-        handshake, attempt = pick_driver(), Attempt()
+        handshake, attempt = pick_driver(target.tls is not None), Attempt()
         while True:
             with anyio.CancelScope() as slot.scope:
                 while self.take():
@@ -170,24 +129,16 @@ class _Phase:
                         self._failed(exc.kind, attempt, str(exc))
                     else:
                         results.add(attempt.status, attempt.latency_ns)
+                        results.split(attempt)
                     slot.deadline = math.inf
             if not slot.scope.cancelled_caught:
                 return
             self._failed("timeout", attempt, f"no response within {timeout:g} s")
 
     def _failed(self, kind: str, attempt: Attempt, detail: str) -> None:
-        results = self.results
-        results.fail(kind, attempt.status, attempt.latency_ns, detail)
-        if results.responses or results.stopped is not None:
-            return
-        if results.attempts >= self.dead_after and self._all_unreachable():
-            results.stopped = (
-                f"stopped early: the first {results.attempts} handshakes all failed "
-                f"without a response (first error {results.first_error})"
-            )
-
-    def _all_unreachable(self) -> bool:
-        return all(kind in UNREACHABLE for kind in self.results.errors)
+        self.results.fail(kind, attempt.status, attempt.latency_ns, detail)
+        self.results.split(attempt)
+        check_dead(self.results, self.dead_after)
 
     async def _tick(self) -> None:
         interval = min(0.1, self.plan.timeout / 4)
@@ -212,6 +163,31 @@ class _Phase:
         out.flush()
 
 
+def check_dead(results: Results, dead_after: int) -> None:
+    """Stop the phase when its first ``dead_after`` handshakes all found nobody there."""
+    if results.responses or results.stopped is not None or results.attempts < dead_after:
+        return
+    if all(kind in UNREACHABLE for kind in results.errors):
+        results.stopped = (
+            f"stopped early: the first {results.attempts} handshakes all failed "
+            f"without a response (first error {results.first_error})"
+        )
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pids: tuple[int, ...]) -> float:
+    """Return the user+system CPU seconds of the processes so far (Linux's /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The command name (field 2) may hold spaces: count fields after its ")".
+            fields = stat.read().rpartition(b")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15
+    return total / CLOCK_TICKS
+
+
 def _cpu_times() -> tuple[float, float]:
     if resource is None:
         return time.process_time(), 0.0
@@ -225,13 +201,20 @@ async def run(plan: Plan, progress: TextIO | None = None) -> Results:
         warmup = await _Phase(plan, plan.warmup, None).run()
         if warmup.stopped is not None:
             return warmup
-    phase = _Phase(plan, plan.count, progress)
+    server = process_cpu(plan.server_pids) if plan.server_pids else 0.0
     user, system = _cpu_times()
     started = time.perf_counter()
-    results = await phase.run()
+    if plan.rate is not None:
+        from tinyws.bench import open_model  # it builds on this module
+
+        results = await open_model.run(plan, progress)
+    else:
+        results = await _Phase(plan, plan.count, progress).run()
     results.elapsed = time.perf_counter() - started
     user_end, system_end = _cpu_times()
     results.cpu_user, results.cpu_system = user_end - user, system_end - system
+    if plan.server_pids:
+        results.server_cpu = process_cpu(plan.server_pids) - server
     if progress is not None:
         progress.write("\r" + " " * 60 + "\r")
         progress.flush()

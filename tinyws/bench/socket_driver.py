@@ -33,6 +33,7 @@ from functools import partial
 
 from tinyws.bench import protocol_driver
 from tinyws.bench.client_handshake import Attempt, ClientHandshake, Target, os_error, receive_timed
+from tinyws.bench.tls_driver import handshake as tls_handshake
 from tinyws.readiness import Wait, native_waiters
 
 RECV_SIZE = 65536
@@ -40,29 +41,37 @@ RECV_SIZE = 65536
 Driver = Callable[[Target, Attempt], Awaitable[None]]
 
 
-def pick_driver() -> Driver:
-    """Return the cheapest handshake driver for the event loop running this task."""
+def pick_driver(tls: bool = False) -> Driver:
+    """Return the cheapest handshake driver for the event loop running this task.
+
+    ``wss://`` handshakes (``tls``) all go through ``tls_driver``, on every loop.
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
+    readable, writable = native_waiters()
+    if tls:
+        return partial(tls_handshake, readable=readable, writable=writable)
     if loop is not None and type(loop).__module__.startswith("uvloop"):
         return partial(protocol_driver.handshake, loop)
-    readable, writable = native_waiters()
     return partial(handshake, readable=readable, writable=writable)
 
 
 async def handshake(target: Target, attempt: Attempt, *, readable: Wait, writable: Wait) -> None:
     """Run one handshake over a raw socket, noting status and latency in ``attempt``."""
     client = ClientHandshake(target)
-    attempt.status = attempt.latency_ns = 0
+    attempt.status = attempt.latency_ns = attempt.connected_ns = 0
     start = time.perf_counter_ns()  # as in aio.py: the socket's creation is timed too
     try:
         with socket.socket(target.family, socket.SOCK_STREAM) as sock:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _connect(sock, target.address)
-            await _send_all(sock, client.request, writable)
+            connect(sock, target.address)
+            await send_all(sock, client.request, writable)
+            # The request went out, so the connection is up: the connect phase
+            # ends here (its send is a copy into the kernel, a microsecond).
+            attempt.connected_ns = time.perf_counter_ns() - start
             await readable(sock)
             while not client.done:
                 try:
@@ -78,13 +87,13 @@ async def handshake(target: Target, attempt: Attempt, *, readable: Wait, writabl
                 else:
                     reply = receive_timed(client, data, attempt, time.perf_counter_ns() - start)
                 if reply:
-                    await _send_all(sock, reply, writable)
+                    await send_all(sock, reply, writable)
                     await readable(sock)
     except OSError as exc:
         raise os_error(exc) from None
 
 
-def _connect(sock: socket.socket, address: tuple[object, ...]) -> None:
+def connect(sock: socket.socket, address: tuple[object, ...]) -> None:
     # No wait for the connection here: the request's send does it. On loopback
     # the kernel completes the connection inside connect(), so the send goes
     # through at once; elsewhere it says EAGAIN until connected, or names the
@@ -94,7 +103,7 @@ def _connect(sock: socket.socket, address: tuple[object, ...]) -> None:
         raise OSError(err, os.strerror(err))
 
 
-async def _send_all(sock: socket.socket, data: bytes, writable: Wait) -> None:
+async def send_all(sock: socket.socket, data: bytes, writable: Wait) -> None:
     while data:
         try:
             sent = sock.send(data)

@@ -133,3 +133,35 @@ async def test_repeated_refusals_are_unaffected_by_a_server_that_edits_the_heade
     expected = {"type": "websocket.http.response.start", "status": 403, "headers": plain}
     assert await refuse_once() == expected
     assert await refuse_once() == expected
+
+
+@pytest.mark.parametrize("path", ["/guarded", "/response", "/close", "/missing"])
+async def test_close_mode_accepts_with_a_subprotocol_the_client_offered(path: str) -> None:
+    """A browser fails a 101 that picks none of the subprotocols it offered (1006, not 4xxx)."""
+    scope = ws_scope(path, subprotocols=["chat.v2", "chat.v1"])
+    sent = await drive(refusing_app("close"), scope, connect_then())
+    assert sent[0] == {"type": "websocket.accept", "subprotocol": "chat.v2"}
+    assert sent[1]["type"] == "websocket.close" and 4000 <= sent[1]["code"] < 5000
+
+
+async def test_close_mode_prefers_the_routes_subprotocol_in_a_refusal() -> None:
+    app = App(denial="close")
+
+    def no_entry(req: Request) -> bool:
+        return False
+
+    @app.websocket("/", guard=no_entry, subprotocols=["chat.v1"])
+    async def handler(ws: WebSocket) -> None:
+        raise AssertionError("unreachable")
+
+    sent = await drive(app, ws_scope("/", subprotocols=["chat.v2", "chat.v1"]), connect_then())
+    assert sent == [
+        {"type": "websocket.accept", "subprotocol": "chat.v1"},
+        {"type": "websocket.close", "code": 4403, "reason": "Forbidden"},
+    ]
+
+
+async def test_http_mode_refusals_never_pick_a_subprotocol() -> None:
+    scope = ws_scope("/guarded", subprotocols=["chat.v1"])
+    sent = await drive(refusing_app("http"), scope, connect_then())
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 401

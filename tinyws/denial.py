@@ -33,7 +33,7 @@ from typing import Literal, cast
 
 from tinyws.errors import HTTPError, reason_phrase
 from tinyws.response import NO_BODY, Response
-from tinyws.types import Send
+from tinyws.types import Message, Send
 
 DenialMode = Literal["http", "close", "auto"]
 Way = Literal["http", "close", "fallback"]
@@ -104,6 +104,21 @@ async def _accept_then_close(send: Send, code: int, reason: str) -> Ending:
     await send(_ACCEPT)
     await close_accepted(send, code, reason)
     return 101, code
+
+
+def with_subprotocol(send: Send, subprotocol: str) -> Send:
+    """``send``, with ``subprotocol`` chosen in the accept of a ``"close"``-way refusal.
+
+    A browser that offered subprotocols fails a 101 that picks none (it sees
+    1006, not the close code the refusal is for).
+    """
+
+    async def send_choosing(message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            message = {**message, "subprotocol": subprotocol}
+        await send(message)
+
+    return send_choosing
 
 
 def _no_headers() -> list[tuple[bytes, bytes]]:
@@ -237,4 +252,5 @@ __all__ = [
     "refuse",
     "unanswered",
     "way_of",
+    "with_subprotocol",
 ]

@@ -124,7 +124,7 @@ class WebSocket:
     async def deny(self, response: Response) -> None:
         """Refuse the handshake with exactly ``response`` (see ``tinyws.denial``)."""
         expect(self._state, "deny()", CONNECTING)
-        self._record(await denial.deny(self._send, self._way, response))
+        self._record(await denial.deny(self._refusal_send(), self._way, response))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection; before ``accept()`` this refuses the handshake.
@@ -133,7 +133,8 @@ class WebSocket:
         """
         check_close_code(code)
         if self._state is CONNECTING:
-            self._record(await denial.close_unaccepted(self._send, self._way, code, reason))
+            send = self._refusal_send()
+            self._record(await denial.close_unaccepted(send, self._way, code, reason))
         elif self._state is ACCEPTED:
             self._state = transition(self._state, "close", "close()")
             self.close_code = code
@@ -142,8 +143,20 @@ class WebSocket:
     async def _settle(self, end: Settle, *args: Any) -> None:
         """End the connection the pipeline's way (a ``tinyws.denial`` ending), if still open."""
         state = self._state
-        if state is CONNECTING or state is ACCEPTED:
-            self._record(await end(self._send, self._way, state is ACCEPTED, *args))
+        if state is CONNECTING:
+            self._record(await end(self._refusal_send(), self._way, False, *args))
+        elif state is ACCEPTED:
+            self._record(await end(self._send, self._way, True, *args))
+
+    def _refusal_send(self) -> Send:
+        """How a refusal is sent: with a subprotocol when it accepts one a client offered."""
+        if self._way != "close":
+            return self._send
+        offered = self.request.subprotocols
+        if not offered:
+            return self._send
+        chosen = next((p for p in offered if p in self._subprotocols), offered[0])
+        return denial.with_subprotocol(self._send, chosen)
 
     def _record(self, ending: Ending) -> None:
         status, code = ending

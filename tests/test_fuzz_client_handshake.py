@@ -6,7 +6,10 @@ never holds more than `MAX_HEAD` bytes between calls. Well-formed replies
 (101 and close frame, denials framed by length, chunks or EOF) complete
 with their status.
 
-Bounded and derandomized by default; see tests/fuzzing.py for a longer run.
+Bounded (200 examples) and derandomized by default. A longer random run
+(tests/fuzzing.py tells more):
+
+    TINYWS_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz_client_handshake.py
 """
 
 from __future__ import annotations

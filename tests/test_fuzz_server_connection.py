@@ -18,7 +18,10 @@ drawn too. Whatever comes in:
   message size for an open WebSocket) plus the last piece read;
 * the core comes to an end once the stream does.
 
-Bounded and derandomized by default; see tests/fuzzing.py for a longer run.
+Bounded (200 examples) and derandomized by default. A longer random run
+(tests/fuzzing.py tells more):
+
+    TINYWS_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz_server_connection.py
 """
 
 from __future__ import annotations

@@ -84,10 +84,10 @@ def figures(a: Side, b: Side) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, figure in FIGURES.items():
         pairs = [(figure(ra), figure(rb)) for ra, rb in zip(a.runs, b.runs, strict=True)]
-        if any(x is None or y is None for x, y in pairs):
-            continue  # no server PIDs, or a round without responses
-        values = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
-        ratios = [x / y if y else float("inf") for x, y in values]
+        values = [(float(x), float(y)) for x, y in pairs if x is not None and y]
+        if len(values) < len(pairs):
+            continue  # no server PIDs, or a round of B without responses: no ratio
+        ratios = [x / y for x, y in values]
         out[name] = {
             "a": [round(x, 1) for x, _ in values],
             "b": [round(y, 1) for _, y in values],

@@ -95,6 +95,7 @@ def templates_with_paths(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
 @FUZZ
 @given(templates_with_paths())
 @example(("/{n:int}", "/-0", {"n": 0}))
+@example(("/{A:path}", "/\n", {"A": "\n"}))  # "." stopped at a newline (a decoded %0A): 404
 @example(("/{n:int}/", "/007/", {"n": 7}))
 @example(
     (

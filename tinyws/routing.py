@@ -32,7 +32,7 @@ CONVERTERS: dict[str, Converter] = {
         r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
         uuid.UUID,
     ),
-    "path": Converter(r".*", str),
+    "path": Converter(r"(?s:.*)", str),  # newlines too: a path may hold a decoded %0A
 }
 
 

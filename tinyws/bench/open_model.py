@@ -12,9 +12,10 @@ lateness can only make the figures worse, never hide a stall.
 
 ``service`` keeps the time from the actual start, as a closed-loop tool would
 report it. ``Schedule`` says how well the timetable was kept: a start more
-than ``LATE_NS`` behind schedule is a late start; one that happened while
-under ``--max-inflight`` means the client itself could not keep up, and the
-report warns about it.
+than ``LATE_NS`` behind schedule is a late start. It is the cap's doing when
+the handshake was due before the scheduler last had to wait for room under
+``--max-inflight``; otherwise the client itself (its CPU, or the machine's)
+could not keep up, and the report warns about that.
 
 The scheduler wakes ``EARLY_NS`` before a start is due: event loops round
 sleeps up to whole milliseconds, so waking exactly on time would make most
@@ -87,7 +88,7 @@ class _OpenPhase:
         assert plan.rate is not None
         limit = math.inf if plan.count is None else plan.count
         horizon = math.inf if plan.duration is None else plan.duration
-        self.t0 = time.perf_counter_ns()
+        self.t0 = released = time.perf_counter_ns()
         for offset in offsets(plan.rate, plan.ramp):
             if schedule.scheduled >= limit or offset >= horizon or self.results.stopped:
                 break
@@ -95,10 +96,11 @@ class _OpenPhase:
             wait = due - EARLY_NS - time.perf_counter_ns()
             if wait > 0:
                 await anyio.sleep(wait / 1e9)
-            capped = False
             while self.inflight >= plan.max_inflight:
-                capped = True
                 await self._wait_for_room()
+                released = time.perf_counter_ns()
+            # Due before the scheduler last waited for room: any lateness is the cap's.
+            capped = due < released
             self.inflight += 1
             schedule.scheduled += 1
             handshakes.start_soon(self._one, due, capped)

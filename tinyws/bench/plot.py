@@ -18,6 +18,8 @@ from tinyws.bench.histogram import Histogram
 
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 50
+# Tops of the latency axis, per power of ten: the curve fills most of the height.
+STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
@@ -35,7 +37,7 @@ def _nice_top(value: float) -> float:
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
+    return next(step * power for step in STEPS if step * power >= value)
 
 
 def _percent(decade: int) -> str:

@@ -188,6 +188,7 @@ def to_text(url: str, plan: Plan, results: Results, runtime: str) -> str:
     lines += [
         f"statuses     {statuses or 'none'}",
         f"errors       {errors or 'none'}",
+        *([f"first error  {results.first_error}"] if results.first_error else []),
         f"client CPU   {cpu:.2f} s (user {results.cpu_user:.2f}, system "
         f"{results.cpu_system:.2f}), {results.cpu_fraction:.0%} of one core",
     ]

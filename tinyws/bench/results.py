@@ -29,7 +29,7 @@ class Schedule:
 
     target_rate: float = 0.0
     late_starts: int = 0  # started more than LATE_NS after their scheduled time
-    late_by_client: int = 0  # of those, late while under --max-inflight: the client was busy
+    late_by_client: int = 0  # of those, not held back by --max-inflight: the client was busy
     max_lag_ns: int = 0  # the latest start, behind its schedule
     scheduled: int = 0
     span_s: float = 0.0  # from the first scheduled start to the last actual start

@@ -44,11 +44,18 @@ def main(argv: list[str]) -> int:
             traceback.print_exception(exc.__cause__)
         sys.stderr.write(f"tinyws serve: {exc}\n")
         return 2
+    if args.workers > 1:  # the app was loaded above only to fail early, as one process does
+        from tinyws.server.workers import run_supervisor
+
+        return run_supervisor(argv, Config(**options))
     return _serve(app, options)
 
 
 def _serve(app: ASGIApp, options: dict[str, Any]) -> int:
     from tinyws.server.server import serve
+    from tinyws.server.worker import serve_worker, worker_fds
+
+    run = serve if worker_fds() is None else serve_worker  # a worker of --workers N
 
     # A process manager often repeats SIGTERM while the server winds down; after
     # the first one this process is already stopping, so later ones must not
@@ -57,7 +64,7 @@ def _serve(app: ASGIApp, options: dict[str, Any]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     try:
-        serve(app, **options)
+        run(app, **options)
     except LifespanError as exc:
         sys.stderr.write(f"tinyws serve: startup failed: {exc}\n")
         return 1
@@ -87,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lifespan", choices=LIFESPAN_MODES, default=_DEFAULTS.lifespan)
     p.add_argument("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
     p.add_argument("--root-path", default=_DEFAULTS.root_path, help="mount point behind a proxy")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=_DEFAULTS.workers,
+        help="worker processes serving the port; SIGHUP replaces them (default %(default)s)",
+    )
     p.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,

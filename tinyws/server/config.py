@@ -33,6 +33,12 @@ class Config:
     root_path: str = ""
     access_log: bool = True
     backlog: int = 1024
+    #: Worker processes serving the port (`tinyws serve --workers N`, see
+    #: `workers.py`); `serve()` and `Server` are one process whatever it says.
+    workers: int = 1
+    #: A listening socket (file descriptor) to serve instead of binding
+    #: host:port: how a worker receives its socket from the supervisor.
+    fd: int | None = None
 
     #: Connections served at once; further clients get 503 and are closed.
     max_connections: int = 1000
@@ -80,6 +86,8 @@ class Config:
             raise ValueError("root_path must not end with '/'")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port}")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
         for field in (
             "max_connections",
             "max_header_bytes",

@@ -202,6 +202,10 @@ def configure_logging(level: str, access_log: bool = False) -> None:
 
 
 def _listen(config: Config) -> socket.socket:
+    if config.fd is not None:  # a worker: the supervisor bound it (workers.py)
+        sock = socket.socket(fileno=config.fd)
+        sock.setblocking(False)
+        return sock
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.create_server((config.host, config.port), family=family, backlog=config.backlog)
     sock.setblocking(False)

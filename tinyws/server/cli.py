@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import traceback
+from ssl import SSLContext
 from typing import Any
 
 from tinyws.cli import require_backend
@@ -20,6 +21,7 @@ from tinyws.server.config import BACKENDS, LIFESPAN_MODES, LOG_LEVELS, LOOPS, Co
 from tinyws.types import ASGIApp
 
 _DEFAULTS = Config()
+_SSL_OPTIONS = ("ssl_certfile", "ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs")
 
 
 def main(argv: list[str]) -> int:
@@ -27,6 +29,11 @@ def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     options = {key: value for key, value in vars(args).items() if key not in ("app", "factory")}
+    try:
+        options["ssl"] = _ssl_context([options.pop(key) for key in _SSL_OPTIONS])
+    except ValueError as exc:  # a missing or unreadable certificate, key or CA file
+        sys.stderr.write(f"tinyws serve: {exc}\n")
+        return 2
     try:
         Config(**options)
     except ValueError as exc:  # a bad combination, such as --backend trio --loop uvloop
@@ -106,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.access_log,
         help="one tinyws.access log line per request and per WebSocket (default %(default)s)",
     )
+    _security_options(p)
     limits = p.add_argument_group("limits")
     _limit(limits, "--max-connections", int, "connections at once (more get 503)")
     _limit(limits, "--max-header-bytes", int, "request head size (431 over it)")
@@ -125,6 +133,42 @@ def _parser() -> argparse.ArgumentParser:
         help="negotiate permessage-deflate when offered",
     )
     return p
+
+
+def _security_options(p: argparse.ArgumentParser) -> None:
+    tls = p.add_argument_group("TLS (https and wss)")
+    tls.add_argument("--ssl-certfile", metavar="PEM", help="certificate chain (may hold the key)")
+    tls.add_argument("--ssl-keyfile", metavar="PEM", help="private key, if not in the certfile")
+    tls.add_argument("--ssl-keyfile-password", metavar="P", help="password of an encrypted key")
+    tls.add_argument(
+        "--ssl-ca-certs", metavar="PEM", help="CA certificates to verify optional client certs"
+    )
+    proxy = p.add_argument_group("behind a proxy")
+    proxy.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="set the client address and scheme from X-Forwarded-For/-Proto and Forwarded",
+    )
+    proxy.add_argument(
+        "--forwarded-allow-ips",
+        metavar="LIST",
+        default=_DEFAULTS.forwarded_allow_ips,
+        help="proxies trusted with those headers: addresses, CIDR networks, '*' "
+        "(default %(default)s)",
+    )
+
+
+def _ssl_context(files: list[str | None]) -> SSLContext | None:
+    certfile, keyfile, password, ca_certs = files
+    if certfile is None:
+        if keyfile or password or ca_certs:
+            raise ValueError(
+                "--ssl-keyfile, --ssl-keyfile-password and --ssl-ca-certs need --ssl-certfile"
+            )
+        return None
+    from tinyws.server.tls import build_ssl_context
+
+    return build_ssl_context(certfile, keyfile, password, ca_certs)
 
 
 def _limit(group: Any, flag: str, kind: Any, text: str) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass
+from ssl import SSLContext
+
+from tinyws.server.proxy import TrustedProxies
 
 BACKENDS = ("asyncio", "trio")
 LOOPS = ("auto", "asyncio", "uvloop")
@@ -39,6 +42,14 @@ class Config:
     #: A listening socket (file descriptor) to serve instead of binding
     #: host:port: how a worker receives its socket from the supervisor.
     fd: int | None = None
+
+    #: Read `X-Forwarded-For`/`-Proto` and `Forwarded` from the peers in
+    #: `forwarded_allow_ips` into the scope's client and scheme (`proxy.py`).
+    proxy_headers: bool = False
+    #: Comma-separated addresses and CIDR networks of trusted proxies; "*": any.
+    forwarded_allow_ips: str = "127.0.0.1"
+    #: Serve TLS (https/wss) with this context (see `tls.build_ssl_context`).
+    ssl: SSLContext | None = None
 
     #: Connections served at once; further clients get 503 and are closed.
     max_connections: int = 1000
@@ -86,6 +97,7 @@ class Config:
             raise ValueError("root_path must not end with '/'")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port}")
+        TrustedProxies(self.forwarded_allow_ips)  # raises ValueError naming a bad entry
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         for field in (
@@ -136,6 +148,8 @@ class Config:
             ping_timeout=self.ws_ping_timeout,
             close_timeout=self.ws_close_timeout,
             max_queue=self.ws_max_queue,
+            proxy=TrustedProxies(self.forwarded_allow_ips) if self.proxy_headers else None,
+            secure=self.ssl is not None,
         )
 
 
@@ -154,7 +168,9 @@ class Limits:
         "min_data_rate",
         "ping_interval",
         "ping_timeout",
+        "proxy",
         "root_path",
+        "secure",
     )
 
     def __init__(
@@ -172,6 +188,8 @@ class Limits:
         ping_timeout: float = 20.0,
         close_timeout: float = 5.0,
         max_queue: int = 32,
+        proxy: TrustedProxies | None = None,
+        secure: bool = False,
     ) -> None:
         self.max_header = max_header
         self.max_body = max_body
@@ -185,6 +203,9 @@ class Limits:
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue = max_queue
+        #: Trusted proxies with --proxy-headers, else None; TLS on the port.
+        self.proxy = proxy
+        self.secure = secure
 
 
 def uvloop_installed() -> bool:

@@ -6,9 +6,16 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from tinyws.server.heads import RequestHead
+from tinyws.server.proxy import TrustedProxies, resolve
 from tinyws.types import Scope
 
 _WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+_SCHEMES = {
+    ("http", False): "http",
+    ("http", True): "https",
+    ("websocket", False): "ws",
+    ("websocket", True): "wss",
+}
 
 
 def build_scope(
@@ -19,14 +26,24 @@ def build_scope(
     server: tuple[str, int] | None,
     root_path: str,
     state: dict[str, Any] | None,
+    proxy: TrustedProxies | None = None,
+    secure: bool = False,
 ) -> Scope:
-    """The scope for one request; `state` is shallow-copied, as ASGI asks."""
+    """The scope for one request; `state` is shallow-copied, as ASGI asks.
+
+    `secure`: the connection is TLS (scheme https/wss). `proxy`: with
+    `--proxy-headers`, the peers whose forwarding headers set `client` and
+    `scheme` (see `proxy.py`).
+    """
     raw_path, query = split_target(head.target)
+    scheme = _SCHEMES[kind, secure]
+    if proxy is not None:
+        client, scheme = resolve(client, head.headers, scheme, proxy)
     scope: Scope = {
         "type": kind,
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": head.http_version.decode("ascii"),
-        "scheme": "ws" if kind == "websocket" else "http",
+        "scheme": scheme,
         # root_path is part of path and raw_path, as ASGI (and uvicorn) have it.
         "path": root_path + decode_path(raw_path),
         "raw_path": root_path.encode() + raw_path,

@@ -61,6 +61,8 @@ class Server:
         Raises `LifespanError` when the app's lifespan startup fails.
         """
         config = self.config
+        if config.ssl is not None:  # tls.py is ready; the connection I/O does not run it yet
+            raise ValueError("TLS (ssl=...) is not served yet by this version of tinyws")
         self._stop = anyio.Event()
         if self._stop_requested:
             self._stop.set()
@@ -150,7 +152,8 @@ class Server:
 
 
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Run `app` until SIGINT/SIGTERM (blocking). Options: see `Config`.
+    """Run `app` until SIGINT/SIGTERM (blocking). Options: see `Config`
+    (such as `ssl=` an `ssl.SSLContext`, `proxy_headers=True`).
 
     Raises `LifespanError` when the app's lifespan startup fails.
     """

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
 import pytest
 from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
 
 from examples.chat import make_app
-from examples.chat.access import served_origins
-from examples.chat.rooms import Room
+from examples.chat.access import Sessions, served_origins
+from examples.chat.rooms import Roster
+from tests.redis_server import redis_server
 from tests.server_helpers import WSClient, connect, exchange, running
-from tinyws import App, WebSocketDisconnect
-from tinyws.errors import ClientDisconnect, WebSocketStateError
+from tests.servers import RunningServer, run_server
+from tests.wire import TEXT, Conn, close_frame, encode_frame, handshake, read_frame, read_head
+from tests.wire import read_response as read_http_response
+from tests.wire import request as wire_request
+from tinyws import WebSocketDisconnect
 from tinyws.server import Server
 from tinyws.testing import TestClient, WebSocketDenied
 from tinyws.testing.session import WebSocketTestSession
-from tinyws.types import Message
 
 # The address `tinyws serve` prints; the test client's scopes carry it as "server".
 BASE = "http://127.0.0.1:8000"
 PAGE_ORIGIN = [("origin", BASE)]
 BACKLOG = 50
+WORKER_WAIT = 60.0  # seconds for a step against worker processes on a loaded machine
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -53,6 +58,7 @@ def join(client: TestClient, name: str, room: str = "lobby") -> WebSocketTestSes
     cookie = ("cookie", f"session={login(client, name)}")
     ws = client.websocket_connect(f"/rooms/{room}", headers=[*PAGE_ORIGIN, cookie])
     assert ws.receive_json()["type"] == "welcome"
+    assert ws.receive_json() == {"type": "joined", "name": name}  # its own, from the room
     return ws
 
 
@@ -67,7 +73,7 @@ def test_page_is_served_at_root_with_everything_inline(client: TestClient) -> No
     # No build step, nothing fetched from elsewhere: no script or style file, no URL.
     for outside in ("<script src", "stylesheet", "http://", "https://"):
         assert outside not in page.text
-    assert client.get("/health").json() == {"ok": True}
+    assert client.get("/health").json() == {"ok": True, "pid": os.getpid()}
 
 
 def test_login_sets_an_http_only_session_cookie(client: TestClient) -> None:
@@ -114,11 +120,12 @@ def test_join_by_cookie_query_or_header_and_fan_out(client: TestClient) -> None:
                 "room": "lobby",
                 "members": ["ann"],
             }
-            assert ann.receive_json() == {"type": "joined", "name": "bob"}
+            for member in (ann, bob):
+                assert member.receive_json() == {"type": "joined", "name": "bob"}
             bearer = [("authorization", f"Bearer {login(client, 'cy')}")]
             with client.websocket_connect("/rooms/lobby", headers=bearer) as cy:
                 assert cy.receive_json()["members"] == ["ann", "bob"]
-                for member in (ann, bob):
+                for member in (ann, bob, cy):
                     assert member.receive_json() == {"type": "joined", "name": "cy"}
                 bob.send_text("hi all")
                 said = {"type": "message", "name": "bob", "text": "hi all"}
@@ -244,126 +251,46 @@ def test_served_origins() -> None:
     assert served_origins("ws", None) == []
 
 
-# -- a member whose socket is gone --------------------------------------------------------
+# -- sessions and the roster ---------------------------------------------------------------
 
 
-class Listener:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    async def send_json(self, data: Any) -> None:
-        self.events.append(data)
-
-
-class Gone:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-        self.tries = 0
-
-    async def send_json(self, data: Any) -> None:
-        self.tries += 1
-        raise self.error
+def test_tokens_are_signed_and_any_process_with_the_key_verifies_them() -> None:
+    here, there, stranger = Sessions("k1"), Sessions("k1"), Sessions("k2")
+    token = here.issue("ann")
+    assert there.verify(token) == "ann"
+    assert stranger.verify(token) is None
+    body, _, signature = token.partition(".")
+    forged = Sessions("k1").issue("bob").partition(".")[0]
+    assert here.verify(f"{forged}.{signature}") is None  # bob's claims, ann's signature
+    for junk in ("", ".", "x", f"{body}.", f"{body}.é", "é.é"):
+        assert here.verify(junk) is None, junk
 
 
-@pytest.mark.parametrize("error", [WebSocketDisconnect(1006), WebSocketStateError("closed")])
-def test_a_member_whose_send_fails_is_dropped_and_the_others_still_hear(
-    error: Exception, anyio_backend: str
-) -> None:
-    room, first, gone, last = Room("lobby"), Listener(), Gone(error), Listener()
-    for member, name in ((first, "ann"), (gone, "bob"), (last, "cy")):
-        room.join(member, name)
-    anyio.run(room.broadcast, {"text": "one"}, backend=anyio_backend)
-    anyio.run(room.broadcast, {"text": "two"}, backend=anyio_backend)
-    assert room.names() == ["ann", "cy"]
-    assert gone.tries == 1
-    assert first.events == last.events == [{"text": "one"}, {"text": "two"}]
+def test_tokens_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = Sessions("k")
+    token = sessions.issue("ann")
+    later = time.time() + 12 * 3600 + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert sessions.verify(token) is None
 
 
-def test_other_errors_are_not_taken_for_a_departure() -> None:
-    room = Room("lobby")
-    room.join(Gone(ValueError("a bug")), "bob")
-    with pytest.raises(ValueError, match="a bug"):
-        anyio.run(room.broadcast, {"text": "one"})
-    assert room.names() == ["bob"]
+def test_chat_secret_is_the_default_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_SECRET", "shared")
+    assert Sessions().verify(Sessions("shared").issue("ann")) == "ann"
+    monkeypatch.delenv("CHAT_SECRET")
+    assert Sessions().verify(Sessions().issue("ann")) is None  # a random key each
 
 
-class Peer:
-    """One WebSocket as the app sees it through ASGI, with the server's side held still.
-
-    ``gone`` is the moment a real server knows the client has left (its ``send``
-    raises, as ASGI asks) while the app's handler has not yet been told (its
-    ``receive`` still waits): the window in which another member's broadcast
-    reaches it. Over sockets that window is a race; here it stays open.
-    """
-
-    def __init__(self, app: App, token: str) -> None:
-        self.app = app
-        self.token = token
-        self.sent: list[Message] = []
-        self.gone = False
-        self.inbox, self._outbox = anyio.create_memory_object_stream[Message](10)
-
-    async def run(self) -> None:
-        scope = {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "scheme": "ws",
-            "path": "/rooms/lobby",
-            "raw_path": b"/rooms/lobby",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"127.0.0.1:8000"),
-                (b"authorization", f"Bearer {self.token}".encode()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "subprotocols": [],
-            "extensions": {},
-        }
-        await self.inbox.send({"type": "websocket.connect"})
-        with self.inbox, self._outbox:
-            await self.app(scope, self._outbox.receive, self.send)
-
-    async def send(self, message: Message) -> None:
-        if self.gone:
-            raise ClientDisconnect("the WebSocket is closed")
-        self.sent.append(message)
-
-    def events(self) -> list[Any]:
-        return [json.loads(m["text"]) for m in self.sent if m["type"] == "websocket.send"]
-
-    async def wait_for(self, event: dict[str, Any]) -> None:
-        with anyio.fail_after(5):
-            while event not in self.events():
-                assert not [m for m in self.sent if m["type"] == "websocket.close"], self.sent
-                await anyio.sleep(0.001)
-
-
-def test_a_member_gone_before_its_handler_noticed_does_not_end_the_sender(
-    anyio_backend: str,
-) -> None:
-    app = make_app()
-    ann, bob = (Peer(app, login(TestClient(app), name)) for name in ("ann", "bob"))
-
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ann.run)
-            await ann.wait_for({"type": "welcome", "name": "ann", "room": "lobby", "members": []})
-            tg.start_soon(bob.run)
-            await ann.wait_for({"type": "joined", "name": "bob"})
-            bob.gone = True
-            await ann.inbox.send({"type": "websocket.receive", "text": "hi"})
-            await ann.wait_for({"type": "message", "name": "ann", "text": "hi"})
-            await bob.inbox.send({"type": "websocket.disconnect", "code": 1006})
-            await ann.wait_for({"type": "left", "name": "bob"})
-            await ann.inbox.send({"type": "websocket.receive", "text": "still here"})
-            await ann.wait_for({"type": "message", "name": "ann", "text": "still here"})
-            await ann.inbox.send({"type": "websocket.disconnect", "code": 1000})
-        # Never closed by the server: ann's handler ended only when ann left.
-        assert [m for m in ann.sent if m["type"] == "websocket.close"] == []
-
-    anyio.run(main, backend=anyio_backend)
+def test_roster_counts_joins_and_leaves_per_member() -> None:
+    roster = Roster(("lobby", "dev"))
+    for event in ("joined ann", "joined bob", "joined ann", "left ann", "message ann"):
+        kind, name = event.split()
+        roster.note("lobby", json.dumps({"type": kind, "name": name, "text": "hi"}))
+    assert roster.names("lobby") == ["ann", "bob"]
+    assert roster.names("dev") == []
+    roster.note("lobby", json.dumps({"type": "left", "name": "ann"}))
+    roster.note("lobby", json.dumps({"type": "left", "name": "ann"}))  # a stray: no -1
+    assert roster.names("lobby") == ["bob"]
 
 
 # -- over a real socket, on the built-in server -------------------------------------------
@@ -402,7 +329,7 @@ async def http_login(server: Server, name: str) -> str:
 
 @pytest.mark.anyio
 async def test_real_socket_fan_out_and_members_dropping_off() -> None:
-    async with running(make_app()) as server, contextlib.AsyncExitStack() as streams:
+    async with running(make_app(), lifespan="on") as server, contextlib.AsyncExitStack() as streams:
         origin = [("origin", f"http://127.0.0.1:{server.port}")]
 
         async def member(name: str) -> ChatClient:
@@ -411,6 +338,7 @@ async def test_real_socket_fan_out_and_members_dropping_off() -> None:
             opened = await chat.open(server.port, "/rooms/lobby", [*origin, cookie])
             assert isinstance(opened, AcceptConnection)
             assert (await chat.receive_json())["type"] == "welcome"
+            assert await chat.receive_json() == {"type": "joined", "name": name}
             return chat
 
         ann = await member("ann")
@@ -449,7 +377,7 @@ async def test_real_socket_fan_out_and_members_dropping_off() -> None:
 
 @pytest.mark.anyio
 async def test_real_socket_wrong_token_is_401_without_origin_and_4401_with() -> None:
-    async with running(make_app()) as server:
+    async with running(make_app(), lifespan="on") as server:
         async with await connect(server) as stream:
             chat = ChatClient(stream)
             refused = await chat.open(server.port, "/rooms/lobby?token=forged", [])
@@ -463,3 +391,82 @@ async def test_real_socket_wrong_token_is_401_without_origin_and_4401_with() -> 
             assert isinstance(await chat.open(server.port, "/rooms/lobby", page), AcceptConnection)
             closed = await chat.expect_close()
             assert (closed.code, closed.reason) == (4401, "Unauthorized")
+
+
+# -- two workers on one Redis: `tinyws serve examples.chat:app --workers 2` ----------------
+
+
+def worker_member(server: RunningServer, token: str) -> tuple[Conn, int]:
+    """A member over a raw socket, and the PID of the worker serving it.
+
+    ``GET /health`` tells the PID; the upgrade then goes over the same
+    keep-alive connection, so it is that worker's member.
+    """
+    conn = Conn(server.address, timeout=WORKER_WAIT)
+    conn.send(wire_request(b"GET", b"/health"))
+    pid = json.loads(read_http_response(conn).body)["pid"]
+    conn.send(handshake(b"/rooms/lobby", [(b"Authorization", f"Bearer {token}".encode())]))
+    assert read_head(conn).status == 101
+    return conn, pid
+
+
+def next_event(conn: Conn, wanted: dict[str, Any]) -> None:
+    """Read the member's events until ``wanted`` (others, such as joins, pass by)."""
+    seen: list[Any] = []
+    for _ in range(20):
+        frame = read_frame(conn)
+        assert frame.opcode == TEXT, (frame, seen)
+        seen.append(json.loads(frame.payload))
+        if seen[-1] == wanted:
+            return
+    raise AssertionError(f"never got {wanted}: {seen}")
+
+
+def worker_login(server: RunningServer, name: str) -> str:
+    body = json.dumps({"name": name}).encode()
+    headers = [(b"Content-Type", b"application/json"), (b"Connection", b"close")]
+    with Conn(server.address, timeout=WORKER_WAIT) as conn:
+        conn.send(wire_request(b"POST", b"/login", headers, body))
+        token: str = json.loads(read_http_response(conn).body)["token"]
+    return token
+
+
+@pytest.mark.parametrize("server_backend", ["asyncio", "trio"])
+def test_two_workers_on_redis_carry_a_room_across_processes(server_backend: str) -> None:
+    env = {"TINYWS_BROADCAST": "", "CHAT_SECRET": "the same key in every worker"}
+    with redis_server() as redis:
+        env["TINYWS_BROADCAST"] = redis.url
+        args = ["--workers", "2", "--backend", server_backend]
+        with run_server("tinyws", "examples.chat:app", args, env) as server:
+            deadline = time.monotonic() + WORKER_WAIT
+            while server.log().count(" serving (slot ") < 2:
+                assert time.monotonic() < deadline, server.describe()
+                time.sleep(0.05)
+            members: dict[int, tuple[str, Conn]] = {}
+            spare: list[Conn] = []
+            for attempt in range(40):  # the kernel picks the worker: try until both have one
+                name = f"user{attempt}"
+                conn, pid = worker_member(server, worker_login(server, name))
+                if pid in members:
+                    spare.append(conn)
+                else:
+                    members[pid] = (name, conn)
+                if len(members) == 2:
+                    break
+            assert len(members) == 2, server.describe()
+            (ann, ann_conn), (bob, bob_conn) = members.values()
+            try:
+                ann_conn.send(encode_frame(TEXT, b"hello from one worker"))
+                said = {"type": "message", "name": ann, "text": "hello from one worker"}
+                next_event(bob_conn, said)
+                next_event(ann_conn, said)
+                bob_conn.send(encode_frame(TEXT, b"and back from the other"))
+                next_event(
+                    ann_conn, {"type": "message", "name": bob, "text": "and back from the other"}
+                )
+                bob_conn.send(close_frame(1000))
+                next_event(ann_conn, {"type": "left", "name": bob})
+            finally:
+                for conn in (ann_conn, bob_conn, *spare):
+                    conn.close()
+            assert redis.subscribers("chat:lobby") == 2  # one subscription per worker

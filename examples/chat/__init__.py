@@ -24,7 +24,11 @@ What it serves:
 - Messages: the client sends text; the server sends JSON events
   ``welcome`` (to the joiner: its name, the room, who is there), ``joined``,
   ``message`` (``name``, ``text``) and ``left`` to everyone in the room,
-  the sender included.
+  the joiner and the sender included.
+- Rooms are channels of a ``tinyws.broadcast`` hub whose URL is
+  ``TINYWS_BROADCAST`` (default ``memory://``). With ``redis://`` and the
+  same ``CHAT_SECRET`` everywhere, the chat runs unchanged over several
+  processes: ``tinyws serve examples.chat:app --workers 2``.
 
 A page opened as ``/?token=T`` skips the login and joins with token ``T``
 (for a token issued to another client; a token in an address ends up in the

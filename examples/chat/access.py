@@ -1,11 +1,14 @@
 """Who may open the chat's socket: a session token and the page's origin.
 
-Sessions: ``POST /login`` with a name issues a random token, kept in memory
-beside that name. A browser gets it as an ``HttpOnly`` cookie, which it then
-sends on the WebSocket handshake by itself; other clients read it from the
-JSON answer and send it as ``Authorization: Bearer`` or ``?token=``. There are
-no passwords: anyone may take any name. What the example shows is how a
-browser carries a token to a guarded socket, not an identity system.
+Sessions: ``POST /login`` with a name issues a token: the name and an expiry,
+signed with the chat's key (HMAC-SHA256), so any process that has the key
+verifies it without shared storage. With ``--workers N`` the login and the
+socket may land on different workers: set ``CHAT_SECRET`` so that they all
+have the same key. A browser gets the token as an ``HttpOnly`` cookie, which
+it then sends on the WebSocket handshake by itself; other clients read it
+from the JSON answer and send it as ``Authorization: Bearer`` or ``?token=``.
+There are no passwords: anyone may take any name. What the example shows is
+how a browser carries a token to a guarded socket, not an identity system.
 
 Origins: a browser names the page that opens a socket in ``Origin``, so the
 guard accepts the chat's own page and refuses pages of other sites
@@ -14,8 +17,13 @@ guard accepts the chat's own page and refuses pages of other sites
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import secrets
+import time
 from collections.abc import Sequence
 
 from tinyws import HTTPError, Request
@@ -25,8 +33,10 @@ from tinyws.guards import Guard, allow_origins
 # when the page is reached under a name the server cannot know: a DNS name,
 # a LAN address while bound to 0.0.0.0, a reverse proxy.
 ORIGINS_VARIABLE = "CHAT_ORIGINS"
+# The key that signs session tokens: the same in every process that serves the chat.
+SECRET_VARIABLE = "CHAT_SECRET"
 MAX_NAME = 32
-MAX_SESSIONS = 10_000
+SESSION_SECONDS = 12 * 3600
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 _LOCAL = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
@@ -34,25 +44,35 @@ _DEFAULT_PORT = {"http": 80, "https": 443}
 
 
 class Sessions:
-    """Tokens issued by ``POST /login``, each standing for a name, in memory.
+    """Tokens issued by ``POST /login``: a name and an expiry, signed.
 
-    They vanish when the server restarts: a page that then reconnects with
-    its old cookie is refused with 4401, as it would be with any wrong token.
+    The key is ``CHAT_SECRET`` when set. Without it each process draws a
+    random key: its tokens are refused by other processes, and after a
+    restart a page that reconnects with its old cookie gets 4401, as it
+    would with any wrong token.
     """
 
-    def __init__(self) -> None:
-        self._names: dict[str, str] = {}
+    def __init__(self, secret: str | None = None) -> None:
+        secret = secret or os.environ.get(SECRET_VARIABLE) or secrets.token_urlsafe(32)
+        self._key = secret.encode()
 
     def issue(self, name: str) -> str:
-        if len(self._names) >= MAX_SESSIONS:  # forget the oldest, so memory stays bounded
-            del self._names[next(iter(self._names))]
-        token = secrets.token_urlsafe(18)
-        self._names[token] = name
-        return token
+        nonce = secrets.token_urlsafe(6)  # one token per login, even within a second
+        claims = json.dumps([name, int(time.time()) + SESSION_SECONDS, nonce]).encode()
+        body = base64.urlsafe_b64encode(claims).decode().rstrip("=")
+        return f"{body}.{self._sign(body)}"
 
     def verify(self, token: str) -> str | None:
         """The name behind ``token``; the guard denies 401 on ``None``."""
-        return self._names.get(token)
+        body, _, signature = token.partition(".")
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+            return None
+        name, expires, _ = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        return name if isinstance(name, str) and expires > time.time() else None
+
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def checked_name(name: object) -> str:

@@ -1,63 +1,81 @@
-"""Chat rooms in memory: who is in each room, and telling all of them.
+"""Chat rooms on the broadcast hub: a channel per room, and who is in each.
 
-Each member's own handler adds it on joining and removes it when its
-connection ends. Between those two moments its socket can already be gone:
-its peer closed, and its handler has not yet woken up to notice. Sending to
-it then raises ``WebSocketDisconnect``, which is that member's departure, not
-the sender's; so every send to a member is wrapped, and a member whose send
-fails is dropped from the room while the sender goes on.
+Each room is one channel of the app's ``tinyws.broadcast`` hub
+(``chat:<room>``). A member's handler joins it with ``hub.join``, which
+forwards every event of the room to that member from a task of its own,
+through a bounded queue: a member that reads slowly is closed with 1013
+instead of delaying the room, and a member that has gone is dropped without
+disturbing the sender. With ``memory://`` a room spans this process; with
+``redis://`` it spans every process on that Redis (``--workers N``, several
+servers), and the code is the same.
 
-One room's sends run one after the other in the sender's task: a member
-that reads slowly delays the others (a broadcast hub, with a queue and a
-task per member, is the cure once that matters).
+The hub carries messages, not state, so the welcome's list of who is here
+comes from a ``Roster``: each process follows every room's channel and
+counts the ``joined`` and ``left`` events it sees. It knows whoever joined
+since the process started (Redis Pub/Sub keeps no history): a worker that
+starts later, or one that was cut off from Redis, lists only those who
+joined after.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, Protocol
+from collections import Counter
+from typing import Any
 
-from tinyws import WebSocketDisconnect
-from tinyws.errors import WebSocketStateError
+import anyio.abc
+
+from tinyws.broadcast import Broadcast, SlowSubscriber
 
 logger = logging.getLogger("examples.chat")
 
 
-class Member(Protocol):
-    """What a room needs of a member's socket (a ``tinyws.WebSocket``)."""
-
-    async def send_json(self, data: Any) -> None: ...
+def channel_of(room: str) -> str:
+    return f"chat:{room}"
 
 
-class Room:
-    """The members of one room, each with the name it joined as."""
+def encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"))
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.members: dict[Member, str] = {}
 
-    def join(self, member: Member, name: str) -> None:
-        self.members[member] = name
+class Roster:
+    """Who is in each room, as this process has heard it on the rooms' channels."""
 
-    def leave(self, member: Member) -> None:
-        self.members.pop(member, None)
+    def __init__(self, rooms: tuple[str, ...]) -> None:
+        self._rooms: dict[str, Counter[str]] = {room: Counter() for room in rooms}
 
-    def names(self) -> list[str]:
-        return list(self.members.values())
+    def names(self, room: str) -> list[str]:
+        """The names in ``room``, in joining order, once per member."""
+        return list(self._rooms[room].elements())
 
-    async def broadcast(self, event: dict[str, Any], skip: Member | None = None) -> None:
-        """Send ``event`` to every member but ``skip``; drop those that have gone."""
-        for member in list(self.members):
-            if member is skip or member not in self.members:
-                continue  # dropped meanwhile, by a broadcast running in another task
+    def note(self, room: str, message: str | bytes) -> None:
+        """Count one event of the room's channel."""
+        event = json.loads(message)
+        here = self._rooms[room]
+        if event["type"] == "joined":
+            here[event["name"]] += 1
+        elif event["type"] == "left":
+            here[event["name"]] -= 1
+            if here[event["name"]] <= 0:
+                del here[event["name"]]
+
+    async def follow(
+        self,
+        hub: Broadcast,
+        room: str,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Count the room's events until cancelled (start it with ``task_group.start``)."""
+        started = False
+        while True:
             try:
-                await member.send_json(event)
-            except (WebSocketDisconnect, WebSocketStateError):
-                # Its socket is closed (WebSocketStateError: a send to it had already failed).
-                name = self.members.pop(member, None)
-                if name is not None:
-                    logger.info("dropped %r from room %r: it has left", name, self.name)
-
-
-def make_rooms(names: tuple[str, ...]) -> dict[str, Room]:
-    return {name: Room(name) for name in names}
+                async with hub.subscribe(channel_of(room)) as events:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for message in events:
+                        self.note(room, message)
+            except SlowSubscriber:  # a burst: the counts may be off, go on counting
+                logger.warning("roster of %r fell behind; some joins may be missed", room)

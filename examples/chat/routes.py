@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import anyio
+
 from examples.chat.access import Sessions, checked_name, origin_guard
-from examples.chat.rooms import make_rooms
+from examples.chat.rooms import Roster, channel_of, encode
 from tinyws import App, HTTPError, Request, Response, WebSocket
+from tinyws.broadcast import Broadcast, BroadcastError
 from tinyws.guards import bearer_token
 
 ROOMS = ("lobby", "dev")
+# The hub's URL: memory:// (this process) unless set, e.g. to redis://127.0.0.1:6379/0
+# so that the rooms span every worker and server on that Redis.
+BROADCAST_VARIABLE = "TINYWS_BROADCAST"
 PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 HTML = "text/html; charset=utf-8"
 # The cookie the page's socket carries. HttpOnly: the page's script never reads it;
@@ -19,16 +27,29 @@ HTML = "text/html; charset=utf-8"
 COOKIE = "session={token}; Path=/; HttpOnly; SameSite=Strict"
 
 
-def make_app(origins: Sequence[str] | None = None) -> App:
-    """A chat with its own sessions and empty rooms (see ``origin_guard`` for ``origins``)."""
+def make_app(origins: Sequence[str] | None = None, broadcast: str | None = None) -> App:
+    """A chat with its own hub and sessions (see ``origin_guard`` for ``origins``).
+
+    ``broadcast`` is the hub's URL; by default ``TINYWS_BROADCAST``, else memory://.
+    """
     sessions = Sessions()
-    rooms = make_rooms(ROOMS)
+    hub = Broadcast(broadcast or os.environ.get(BROADCAST_VARIABLE) or "memory://")
+    roster = Roster(ROOMS)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        async with hub, anyio.create_task_group() as tg:
+            for room in ROOMS:
+                await tg.start(roster.follow, hub, room)
+            yield
+            tg.cancel_scope.cancel()
+
     # "auto": a browser (it sends Origin) is refused by accept-then-close 4401/4403/4404,
     # which its page can read; any other client gets the real HTTP 401/403/404.
-    app = App(denial="auto")
+    app = App(denial="auto", lifespan=lifespan)
 
     def known_room(req: Request) -> None:
-        if req.params["room"] not in rooms:
+        if req.params["room"] not in ROOMS:
             raise HTTPError(404, "Unknown room", f"there is no room {req.params['room']!r}")
 
     @app.get("/")
@@ -36,8 +57,9 @@ def make_app(origins: Sequence[str] | None = None) -> App:
         return Response(PAGE, content_type=HTML, headers={"cache-control": "no-store"})
 
     @app.get("/health")
-    async def health(req: Request) -> dict[str, bool]:
-        return {"ok": True}
+    async def health(req: Request) -> dict[str, object]:
+        # The PID says which worker answered, under tinyws serve --workers N.
+        return {"ok": True, "pid": os.getpid()}
 
     @app.post("/login")
     async def login(req: Request) -> Response:
@@ -57,20 +79,22 @@ def make_app(origins: Sequence[str] | None = None) -> App:
         subprotocols=["chat.v1"],
     )
     async def chat(ws: WebSocket, room: str) -> None:
-        here, name = rooms[room], ws.context.user
+        name, channel = ws.context.user, channel_of(room)
         await ws.accept()
-        others = here.names()
-        here.join(ws, name)  # with no await since names(): two joining at once see each other
-        try:
-            await ws.send_json({"type": "welcome", "name": name, "room": room, "members": others})
-            await here.broadcast({"type": "joined", "name": name}, skip=ws)
+        # Sent before joining, so that it comes first; the member's own "joined" follows.
+        await ws.send_json(
+            {"type": "welcome", "name": name, "room": room, "members": roster.names(room)}
+        )
+        async with hub.join(channel, ws):
+            await hub.publish(channel, encode({"type": "joined", "name": name}))
             async for message in ws:
                 if not isinstance(message, str):
                     await ws.close(1003, "text messages only")
                     break
-                await here.broadcast({"type": "message", "name": name, "text": message})
-        finally:
-            here.leave(ws)
-        await here.broadcast({"type": "left", "name": name})
+                await hub.publish(
+                    channel, encode({"type": "message", "name": name, "text": message})
+                )
+        with contextlib.suppress(BroadcastError):  # Redis is down: the others miss it
+            await hub.publish(channel, encode({"type": "left", "name": name}))
 
     return app

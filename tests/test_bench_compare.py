@@ -136,3 +136,14 @@ def test_ratios_median_and_range() -> None:
     assert (ratio["median"], ratio["min"], ratio["max"]) == (2.0, 1.0, 3.0)
     text = compare.to_text(a, b, 3)
     assert "2.000x" in text and "1.000-3.000" in text
+
+
+def test_compare_under_rate() -> None:
+    with raw_server() as a, raw_server() as b:
+        done, data = bench(
+            a.url(), "--compare", b.url(), "--rounds", "2", "--rate", "200", "-n", "60", "--quiet"
+        )
+    assert done.returncode == 0, done.stderr
+    assert set(data["compare"]["figures"]) == {"handshakes_per_s", "p50_us", "p99_us"}
+    for run in data["runs"]["A"] + data["runs"]["B"]:
+        assert (run["target_rate"], run["handshakes"]) == (200, 60)

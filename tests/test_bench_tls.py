@@ -99,6 +99,8 @@ def test_unknown_ca_is_a_verify_error(server: RunningServer, backend: str) -> No
     assert done.returncode == 1
     assert (data["statuses"], data["errors"]) == ({}, {"tls-verify": 5})
     assert "errors       tls-verify: 5" in done.stderr
+    assert "first error  tls-verify: unable to get local issuer certificate" in done.stderr
+    assert "give its CA with --cacert PEM, or skip the check with --insecure" in done.stderr
     assert "tls" not in data and data["phases_us"]["connect"]["p50"] is None
 
 
@@ -117,6 +119,10 @@ def test_wrong_host_name_is_a_verify_error(ca: trustme.CA, ca_file: Path, tmp_pa
         done, data = bench(url, "-n", "3", "--cacert", str(ca_file))
         assert done.returncode == 1
         assert data["errors"] == {"tls-verify": 3}
+        assert (
+            "first error  tls-verify: IP address mismatch, certificate is not valid for "
+            "'127.0.0.1'." in done.stderr
+        )
 
 
 @pytest.mark.parametrize("flags", [["--backend", "trio"], ["--no-uvloop"], []])

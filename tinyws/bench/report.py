@@ -33,6 +33,8 @@ def client_bound(results: Results) -> bool:
 def warnings(results: Results) -> list[str]:
     """Return what makes these figures less than trustworthy, one sentence each."""
     found = [BOUND_WARNING] if client_bound(results) else []
+    if results.server_gone:
+        found.append("a --server-pid process ended during the run: no server CPU figure")
     schedule = results.schedule
     if schedule is not None and client_late(schedule):
         share = results.cpu_fraction
@@ -75,42 +77,36 @@ def phases_us(results: Results) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def to_json(url: str, plan: Plan, results: Results, runtime: str) -> dict[str, Any]:
-    cpu = results.cpu_user + results.cpu_system
-    data: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "url": url,
-        "config": {
-            "count": plan.count,
-            "duration_s": plan.duration,
-            "concurrency": plan.concurrency,
-            "rate": plan.rate,
-            "max_inflight": plan.max_inflight if plan.rate is not None else None,
-            "ramp_s": plan.ramp if plan.rate is not None else None,
-            "warmup": plan.warmup,
-            "timeout_s": plan.timeout,
-            "expect": plan.expect,
-            "subprotocols": sorted(plan.target.subprotocols),
-            "runtime": runtime,
-        },
-        "handshakes": results.attempts,
-        "responses": results.responses,
-        "elapsed_s": round(results.elapsed, 6),
-        "handshakes_per_s": round(results.handshakes_per_s, 1),
-        "latency_us": latency_us(results),
-        "phases_us": phases_us(results),
-        "statuses": {str(code): n for code, n in sorted(results.statuses.items())},
-        "errors": dict(sorted(results.errors.items())),
-        "stopped_early": results.stopped is not None,
-        "client_cpu": {
-            "user_s": round(results.cpu_user, 3),
-            "system_s": round(results.cpu_system, 3),
-            "total_s": round(cpu, 3),
-            "share_of_core": round(results.cpu_fraction, 3),
-            "bound": client_bound(results),
-        },
-        "warnings": warnings(results),
+def _config(plan: Plan, runtime: str) -> dict[str, Any]:
+    rated = plan.rate is not None
+    return {
+        "count": plan.count,
+        "duration_s": plan.duration,
+        "concurrency": plan.concurrency,
+        "rate": plan.rate,
+        "max_inflight": plan.max_inflight if rated else None,
+        "ramp_s": plan.ramp if rated else None,
+        "warmup": plan.warmup,
+        "timeout_s": plan.timeout,
+        "expect": plan.expect,
+        "subprotocols": sorted(plan.target.subprotocols),
+        "runtime": runtime,
     }
+
+
+def _client_cpu(results: Results) -> dict[str, Any]:
+    return {
+        "user_s": round(results.cpu_user, 3),
+        "system_s": round(results.cpu_system, 3),
+        "total_s": round(results.cpu_user + results.cpu_system, 3),
+        "share_of_core": round(results.cpu_fraction, 3),
+        "bound": client_bound(results),
+    }
+
+
+def _optional(results: Results) -> dict[str, Any]:
+    """The fields only some runs have: wss://, --server-pid, --rate."""
+    data: dict[str, Any] = {}
     if results.tls is not None:
         data["tls"] = {"version": results.tls[0], "cipher": results.tls[1]}
     if results.server_cpu is not None:
@@ -130,6 +126,26 @@ def to_json(url: str, plan: Plan, results: Results, runtime: str) -> dict[str, A
             "max_lag_us": round(schedule.max_lag_ns / 1000, 1),
         }
     return data
+
+
+def to_json(url: str, plan: Plan, results: Results, runtime: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "url": url,
+        "config": _config(plan, runtime),
+        "handshakes": results.attempts,
+        "responses": results.responses,
+        "elapsed_s": round(results.elapsed, 6),
+        "handshakes_per_s": round(results.handshakes_per_s, 1),
+        "latency_us": latency_us(results),
+        "phases_us": phases_us(results),
+        "statuses": {str(code): n for code, n in sorted(results.statuses.items())},
+        "errors": dict(sorted(results.errors.items())),
+        "stopped_early": results.stopped is not None,
+        "client_cpu": _client_cpu(results),
+        "warnings": warnings(results),
+        **_optional(results),
+    }
 
 
 def _per_handshake_us(results: Results) -> float | None:

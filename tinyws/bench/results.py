@@ -59,6 +59,7 @@ class Results:
     tls: tuple[str, str] | None = None  # negotiated (version, cipher) of the first wss handshake
     schedule: Schedule | None = None  # set by the open model only
     server_cpu: float | None = None  # seconds, when --server-pid names the server
+    server_gone: bool = False  # a --server-pid process ended during the run
 
     @property
     def responses(self) -> int:

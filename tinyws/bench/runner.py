@@ -177,13 +177,17 @@ def check_dead(results: Results, dead_after: int) -> None:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu(pids: tuple[int, ...]) -> float:
-    """Return the user+system CPU seconds of the processes so far (Linux's /proc)."""
+def process_cpu(pids: tuple[int, ...]) -> float | None:
+    """Return the user+system CPU seconds of the processes so far (Linux's /proc),
+    or None when one of them is gone."""
     total = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # The command name (field 2) may hold spaces: count fields after its ")".
-            fields = stat.read().rpartition(b")")[2].split()
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                # The command name (field 2) may hold spaces: count fields after its ")".
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            return None
         total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15
     return total / CLOCK_TICKS
 
@@ -201,7 +205,7 @@ async def run(plan: Plan, progress: TextIO | None = None) -> Results:
         warmup = await _Phase(plan, plan.warmup, None).run()
         if warmup.stopped is not None:
             return warmup
-    server = process_cpu(plan.server_pids) if plan.server_pids else 0.0
+    server = process_cpu(plan.server_pids) if plan.server_pids else None
     user, system = _cpu_times()
     started = time.perf_counter()
     if plan.rate is not None:
@@ -213,8 +217,11 @@ async def run(plan: Plan, progress: TextIO | None = None) -> Results:
     results.elapsed = time.perf_counter() - started
     user_end, system_end = _cpu_times()
     results.cpu_user, results.cpu_system = user_end - user, system_end - system
-    if plan.server_pids:
-        results.server_cpu = process_cpu(plan.server_pids) - server
+    server_end = process_cpu(plan.server_pids) if server is not None else None
+    if server is not None and server_end is not None:
+        results.server_cpu = server_end - server
+    elif plan.server_pids:
+        results.server_gone = True
     if progress is not None:
         progress.write("\r" + " " * 60 + "\r")
         progress.flush()

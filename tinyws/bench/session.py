@@ -111,6 +111,11 @@ def single(url: str, plan: runner.Plan, runtime: Runtime, outputs: Outputs) -> i
     _write_plots(outputs, series, url, results.latency)
     if results.stopped is not None:
         sys.stderr.write(f"tinyws bench: {results.stopped}; is the server up at {url}?\n")
+    if "tls-verify" in results.errors:
+        sys.stderr.write(
+            f"tinyws bench: the server's certificate failed verification ({results.first_error}); "
+            "give its CA with --cacert PEM, or skip the check with --insecure\n"
+        )
     return 1 if results.errors else 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -172,6 +173,27 @@ def test_sighup_replaces_every_worker_without_refusing_a_connection(backend: str
         assert after.isdisjoint(before), (before, after)
         assert len(hammer.pids) > 40
         assert server.process.poll() is None  # still serving, on the new workers
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sighup_whose_new_worker_fails_keeps_the_old_ones(
+    backend: str, tmp_path: pathlib.Path
+) -> None:
+    broken = tmp_path / "broken"
+    env = {"WORKERS_APP_BROKEN": str(broken)}
+    args = ["--workers", "2", "--backend", backend]
+    with run_server("tinyws", APP, args, env) as server:
+        wait_for(lambda: server.log().count(" serving (slot ") >= 2, "2 workers serving", server)
+        before = both_pids(server)
+        broken.touch()  # the release deployed meanwhile does not start
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(lambda: "keeping the old workers" in server.log(), "the failed start", server)
+        assert "failed to start (startup failed: this release is broken)" in server.log()
+        assert {get_pid(server) for _ in range(40)} == before
+        broken.unlink()  # fixed: the next SIGHUP goes through
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(lambda: "every worker replaced" in server.log(), "SIGHUP done", server)
+        assert {get_pid(server) for _ in range(40)}.isdisjoint(before)
 
 
 def serve_command(*args: str) -> list[str]:

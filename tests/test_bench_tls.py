@@ -65,10 +65,14 @@ def bench(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]
     return done, json.loads(done.stdout) if done.stdout else {}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_trusted_with_cacert(server: RunningServer, ca_file: Path, backend: str) -> None:
+# The TLS driver runs on uvloop (asyncio's default here), asyncio's own loop and trio.
+RUNTIMES = [["--backend", "asyncio"], ["--no-uvloop"], ["--backend", "trio"]]
+
+
+@pytest.mark.parametrize("flags", RUNTIMES)
+def test_trusted_with_cacert(server: RunningServer, ca_file: Path, flags: list[str]) -> None:
     url = f"wss://127.0.0.1:{server.port}/foo?token=good"
-    done, data = bench(url, "-n", "40", "-c", "4", "--cacert", str(ca_file), "--backend", backend)
+    done, data = bench(url, "-n", "40", "-c", "4", "--cacert", str(ca_file), *flags)
     assert done.returncode == 0, done.stderr + server.describe()
     assert (data["statuses"], data["errors"]) == ({"101": 40}, {})
     phases = data["phases_us"]

@@ -12,6 +12,12 @@ smaller) all refused, reset, unreachable or timed out (see ``runner``).
 
 ``--json -`` writes the JSON to stdout; the text report then goes to stderr,
 so that a pipe gets nothing but the JSON document.
+
+Beyond the closed loop (``-c``): ``wss://`` URLs (``target.py``,
+``tls_driver.py``), the open model ``--rate`` (``open_model.py``), two
+targets compared in interleaved rounds ``--compare`` (``compare.py``), and
+the ``--hdr``/``--plot`` outputs (``hdr.py``, ``plot.py``); ``session.py``
+runs what was asked and writes the outputs.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ def _positive_float(text: str) -> float:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyws bench", description=DESCRIPTION, epilog=EPILOG)
     add = parser.add_argument
-    add("url", metavar="URL", help="ws://host[:port]/path of the WebSocket endpoint")
+    add("url", metavar="URL", help="ws://host[:port]/path (or wss://) of the WebSocket endpoint")
     add("-n", type=_positive_int, metavar="N", help="handshakes to run (default 1000)")
     add("--duration", type=_positive_float, metavar="SECONDS", help="run this long instead of -n")
     add("-c", type=_positive_int, default=1, metavar="C", help="concurrency (default 1)")
@@ -94,12 +100,26 @@ def make_parser() -> argparse.ArgumentParser:
         "goes to stderr)",
     )
     add("--quiet", action="store_true", help="no progress line on stderr")
-    add("--rate", type=_positive_float, metavar="R", help="open model: start R handshakes/s")
-    add("--max-inflight", type=_positive_int, metavar="N", help="with --rate (default 1000)")
+    add(
+        "--rate",
+        type=_positive_float,
+        metavar="R",
+        help="open model: start R handshakes/s on a fixed schedule, latency counted from it",
+    )
+    add(
+        "--max-inflight",
+        type=_positive_int,
+        metavar="N",
+        help="with --rate: at most N in flight (default 1000)",
+    )
     add("--ramp", type=_positive_float, metavar="SECONDS", help="with --rate: from 0 to R")
-    add("--compare", metavar="URL2", help="run URL2 too, interleaved, and report ratios")
+    add(
+        "--compare",
+        metavar="URL2",
+        help="run URL and URL2 in interleaved rounds, report the ratios URL/URL2",
+    )
     add("--rounds", type=_positive_int, metavar="K", help="with --compare (default 5)")
-    add("--server-pid", metavar="PID[,PID]", help="report the server's CPU time (URL's)")
+    add("--server-pid", metavar="PID[,PID]", help="report these processes' CPU time (URL's)")
     add("--compare-pid", metavar="PID[,PID]", help="with --compare: URL2's server processes")
     add("--hdr", metavar="FILE", help="write the latency distribution as .hgrm")
     add("--plot", metavar="FILE.svg", help="write a latency-by-percentile plot (SVG)")

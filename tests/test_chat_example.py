@@ -456,6 +456,10 @@ def test_two_workers_on_redis_carry_a_room_across_processes(server_backend: str)
             assert len(members) == 2, server.describe()
             (ann, ann_conn), (bob, bob_conn) = members.values()
             try:
+                # bob's worker heard ann join on the other worker, through Redis.
+                welcome = json.loads(read_frame(bob_conn).payload)
+                assert welcome["type"] == "welcome"
+                assert ann in welcome["members"], welcome
                 ann_conn.send(encode_frame(TEXT, b"hello from one worker"))
                 said = {"type": "message", "name": ann, "text": "hello from one worker"}
                 next_event(bob_conn, said)

@@ -212,6 +212,21 @@ def test_the_server_closes_with_close_notify(ca: trustme.CA, tmp_path: Path) -> 
         layer.send(b"x")
 
 
+def test_the_client_s_close_notify_is_answered(ca: trustme.CA, tmp_path: Path) -> None:
+    layer = TLSLayer(server_context(ca, tmp_path))
+    client = Client(client_context(ca), layer)
+    client.handshake()
+    with pytest.raises(ssl.SSLWantReadError):
+        client.obj.unwrap()
+    layer.receive(client.outgoing.read())
+    assert layer.state is State.CLOSED
+    layer.close()
+    client.incoming.write(layer.data_to_send())
+    client.obj.unwrap()  # completes: the server's close_notify arrived
+    layer.close()
+    assert layer.data_to_send() == b""  # only once
+
+
 def test_send_before_the_handshake_is_a_bug(ca: trustme.CA, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="TLS send in state handshake"):
         TLSLayer(server_context(ca, tmp_path)).send(b"x")

@@ -65,7 +65,7 @@ _MOVES: dict[State, frozenset[State]] = {
 class TLSLayer:
     """Server side of one TLS connection; see the module docstring."""
 
-    __slots__ = ("_fresh", "_in", "_obj", "_out", "failure", "reason", "state")
+    __slots__ = ("_fresh", "_in", "_notified", "_obj", "_out", "failure", "reason", "state")
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._in = ssl.MemoryBIO()
@@ -73,6 +73,7 @@ class TLSLayer:
         self._obj = context.wrap_bio(self._in, self._out, server_side=True)
         self.state = State.HANDSHAKE
         self._fresh = True  # no byte received yet: the next one must start a handshake record
+        self._notified = False  # our close_notify is queued
         self.failure: Failure | None = None
         #: One short line saying why the connection failed ("" while it has not).
         self.reason = ""
@@ -108,12 +109,16 @@ class TLSLayer:
             self._fail(Failure.PROTOCOL, _reason(exc))
 
     def close(self) -> None:
-        """Queue our close_notify (best effort; the peer's is not awaited)."""
-        if self.state is State.OPEN:
-            # SSLWantReadError: ours is queued, the peer's is not in yet.
+        """Queue our close_notify, also in answer to the client's (best
+        effort: the client's is not awaited)."""
+        if self.state in (State.OPEN, State.CLOSED) and not self._notified:
+            self._notified = True
+            # SSLWantReadError: ours is queued, the peer's is not in yet;
+            # SSLEOFError: the client left without one, ours is queued anyway.
             with contextlib.suppress(ssl.SSLError):
                 self._obj.unwrap()
-            self._move(State.CLOSED)
+            if self.state is State.OPEN:
+                self._move(State.CLOSED)
 
     def data_to_send(self) -> bytes:
         """Bytes for the socket: handshake records, ciphertext, alerts."""

@@ -182,16 +182,21 @@ class Supervisor:
             signum = self._signals.popleft()
             name = signal.Signals(signum).name
             if signum == signal.SIGHUP:
-                if not self.stopping and not self.reloading and self.replacement is None:
-                    logger.info("received SIGHUP: replacing the workers one at a time")
-                    self.reloading.extend(range(self.config.workers))
-                    self.reload_active = True
+                if self.stopping or self.reload_active:
+                    logger.warning("received SIGHUP while %s: ignored", self._busy())
+                    continue
+                logger.info("received SIGHUP: replacing the workers one at a time")
+                self.reloading.extend(range(self.config.workers))
+                self.reload_active = True
             elif self.stopping:
                 logger.warning("received %s again: stopping the workers now", name)
                 self.pool.signal_all(signal.SIGTERM)
             else:
                 logger.info("received %s: stopping the workers", name)
                 self.stop()
+
+    def _busy(self) -> str:
+        return "stopping" if self.stopping else "replacing the workers already"
 
     def stop(self) -> None:
         self.stopping = True

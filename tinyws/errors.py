@@ -89,11 +89,30 @@ class ASGIProtocolError(RuntimeError):
     """Raised at the app's ``send`` when it sends a message the connection's state forbids."""
 
 
+class BroadcastError(ConnectionError):
+    """Raised when the hub cannot reach its backend.
+
+    ``async with hub`` raises it when Redis cannot be reached at start-up (the
+    message names the URL, password hidden), and ``publish()`` raises it while
+    the connection to Redis is down.
+    """
+
+
+class SlowSubscriber(Exception):
+    """Raised from a subscription's iteration once it fell ``max_queue`` messages behind.
+
+    The hub dropped the subscription at that moment and freed its queue:
+    publishers and the other subscribers never wait for a slow one.
+    """
+
+
 __all__ = [
     "ASGIProtocolError",
+    "BroadcastError",
     "ClientDisconnect",
     "HTTPError",
     "LifespanError",
+    "SlowSubscriber",
     "WebSocketDisconnect",
     "WebSocketStateError",
     "check_status",

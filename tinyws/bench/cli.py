@@ -16,7 +16,7 @@ so that a pipe gets nothing but the JSON document.
 Beyond the closed loop (``-c``): ``wss://`` URLs (``target.py``,
 ``tls_driver.py``), the open model ``--rate`` (``open_model.py``), two
 targets compared in interleaved rounds ``--compare`` (``compare.py``), and
-the ``--hdr``/``--plot`` outputs (``hdr.py``, ``plot.py``); ``session.py``
+the ``--hdr``/``--plot`` outputs (``hdr.py``, ``plot.py``); ``orchestration.py``
 runs what was asked and writes the outputs.
 """
 
@@ -26,7 +26,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from tinyws.bench import compare, runner, session
+from tinyws.bench import compare, orchestration, runner
 from tinyws.bench.target import (
     UnreachableError,
     UsageError,
@@ -171,7 +171,7 @@ def parse_pids(text: str | None) -> tuple[int, ...]:
         pids = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise UsageError(f"expected PID[,PID], got {text!r}") from None
-    missing = [pid for pid in pids if not session.pid_exists(pid)]
+    missing = [pid for pid in pids if not orchestration.pid_exists(pid)]
     if missing or not pids:
         raise UsageError(f"no such process: {text!r}")
     return pids
@@ -207,20 +207,22 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"tinyws bench: error: {missing}\n")
         return 2
     try:
-        outputs = session.open_outputs(args.json, args.hdr, args.plot, args.compare is not None)
-    except session.OutputError as exc:
+        outputs = orchestration.open_outputs(
+            args.json, args.hdr, args.plot, args.compare is not None
+        )
+    except orchestration.OutputError as exc:
         sys.stderr.write(f"tinyws bench: error: {exc}\n")
         return 2
     label, options = runtime_options(args.backend, args.no_uvloop)
-    runtime = session.Runtime(args.backend, options, label, args.quiet)
+    runtime = orchestration.Runtime(args.backend, options, label, args.quiet)
     try:
         if len(plans) == 1:
-            return session.single(args.url, plans[0], runtime, outputs)
+            return orchestration.single(args.url, plans[0], runtime, outputs)
         sides = (
             compare.Side("A", args.url, plans[0].server_pids),
             compare.Side("B", args.compare, plans[1].server_pids),
         )
-        return session.both(sides, (plans[0], plans[1]), args.rounds or 5, runtime, outputs)
+        return orchestration.both(sides, (plans[0], plans[1]), args.rounds or 5, runtime, outputs)
     except KeyboardInterrupt:
         sys.stderr.write("\ntinyws bench: interrupted\n")
         return 130

@@ -27,7 +27,7 @@ def check_channel(channel: object) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Address:
+class RedisAddress:
     """A parsed hub URL: ``memory://`` or a Redis server."""
 
     scheme: str
@@ -54,8 +54,8 @@ class Address:
         return f"{self.scheme}://{credentials}{host}:{self.port}/{self.db}"
 
 
-def parse_url(url: object) -> Address:
-    """The ``Address`` of ``url``; ``ValueError`` for anything but the URLs SPEC §11 lists."""
+def parse_url(url: object) -> RedisAddress:
+    """The ``RedisAddress`` of ``url``; ``ValueError`` for anything but the URLs SPEC §11 lists."""
     if not isinstance(url, str):
         raise ValueError(f"the broadcast URL is a str, got {type(url).__name__}")
     parts = urlsplit(url)
@@ -69,11 +69,11 @@ def parse_url(url: object) -> Address:
     if parts.scheme == "memory":
         if parts.netloc or parts.path:
             raise ValueError(f"memory:// takes no host or path, got {url!r}")
-        return Address("memory")
+        return RedisAddress("memory")
     return _redis_address(parts)
 
 
-def _redis_address(parts: SplitResult) -> Address:
+def _redis_address(parts: SplitResult) -> RedisAddress:
     try:
         port = parts.port or 6379
     except ValueError:
@@ -84,7 +84,7 @@ def _redis_address(parts: SplitResult) -> Address:
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     host = parts.hostname or "localhost"
-    return Address(parts.scheme, host, port, int(path or 0), username, password)
+    return RedisAddress(parts.scheme, host, port, int(path or 0), username, password)
 
 
 def _hide_password(url: str) -> str:
@@ -95,4 +95,4 @@ def _hide_password(url: str) -> str:
     return f"{scheme}://***@{tail}"
 
 
-__all__ = ["MAX_CHANNEL_BYTES", "Address", "check_channel", "parse_url"]
+__all__ = ["MAX_CHANNEL_BYTES", "RedisAddress", "check_channel", "parse_url"]

@@ -17,7 +17,7 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from tinyws.broadcast.address import Address, check_channel, parse_url
+from tinyws.broadcast.address import RedisAddress, check_channel, parse_url
 from tinyws.broadcast.inbox import Fanout, Inbox, Message
 from tinyws.broadcast.join import Member, Membership
 from tinyws.broadcast.memory import MemoryBackend
@@ -38,7 +38,7 @@ class Broadcast:
     def __init__(self, url: str = "memory://", *, max_queue: int = 1024) -> None:
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise ValueError(f"max_queue must be an int of at least 1, got {max_queue!r}")
-        self.address: Address = parse_url(url)
+        self.address: RedisAddress = parse_url(url)
         self.max_queue = max_queue
         self._fanout = Fanout()
         self._backend: Backend = self._make_backend()

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import anyio
 
-from tinyws.broadcast.errors import SlowSubscriber
+from tinyws.errors import SlowSubscriber
 
 Message = str | bytes
 

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from tinyws.broadcast.errors import SlowSubscriber
 from tinyws.broadcast.inbox import Inbox
-from tinyws.errors import WebSocketDisconnect, WebSocketStateError
+from tinyws.errors import SlowSubscriber, WebSocketDisconnect, WebSocketStateError
 
 if TYPE_CHECKING:
     from tinyws.broadcast.hub import Broadcast

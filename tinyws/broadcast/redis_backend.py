@@ -30,10 +30,10 @@ import anyio
 import anyio.abc
 import hiredis
 
-from tinyws.broadcast.address import Address
-from tinyws.broadcast.errors import BroadcastError
+from tinyws.broadcast.address import RedisAddress
 from tinyws.broadcast.inbox import Fanout, Message
 from tinyws.broadcast.resp import CONNECTION_ERRORS, RedisReplyError, Reply, RespConnection
+from tinyws.errors import BroadcastError
 
 logger = logging.getLogger("tinyws.broadcast")
 
@@ -67,7 +67,7 @@ def decode_message(payload: bytes) -> Message:
 
 class RedisBackend:
     def __init__(
-        self, address: Address, fanout: Fanout, deliver: Callable[[str, Message], None]
+        self, address: RedisAddress, fanout: Fanout, deliver: Callable[[str, Message], None]
     ) -> None:
         self._address = address
         self._fanout = fanout

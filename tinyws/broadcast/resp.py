@@ -15,7 +15,7 @@ import anyio
 import anyio.abc
 import hiredis
 
-from tinyws.broadcast.address import Address
+from tinyws.broadcast.address import RedisAddress
 
 Reply = object
 # Errors that mean "this connection is gone": the caller reconnects or gives up.
@@ -52,7 +52,7 @@ class RespConnection:
         self._reader = hiredis.Reader()
 
     @classmethod
-    async def open(cls, address: Address, timeout: float) -> RespConnection:
+    async def open(cls, address: RedisAddress, timeout: float) -> RespConnection:
         """Connect, authenticate and select the database, within ``timeout`` seconds."""
         with anyio.fail_after(timeout):
             stream: anyio.abc.ByteStream
@@ -73,7 +73,7 @@ class RespConnection:
                 raise
         return connection
 
-    async def _handshake(self, address: Address) -> None:
+    async def _handshake(self, address: RedisAddress) -> None:
         if address.password is not None:
             user = (address.username,) if address.username else ()
             await self.call("AUTH", *user, address.password)

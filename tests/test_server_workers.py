@@ -113,12 +113,22 @@ def open_websockets(server: RunningServer) -> dict[Conn, int]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_closes_every_websocket_with_1001(backend: str, signum: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [
+        (signal.SIGTERM, False),
+        (signal.SIGINT, False),
+        # A process manager signalling the whole group (systemd's default), or
+        # Ctrl-C in a terminal: one graceful stop all the same.
+        (signal.SIGTERM, True),
+        (signal.SIGINT, True),
+    ],
+)
+def test_a_signal_closes_every_websocket_with_1001(backend: str, signum: int, group: bool) -> None:
     with workers(backend) as server:
         conns = open_websockets(server)
         try:
-            os.kill(server.process.pid, signum)
+            (os.killpg if group else os.kill)(server.process.pid, signum)
             for conn in conns:
                 frame = read_frame(conn)
                 assert (frame.opcode, frame.close_code) == (CLOSE, 1001), frame
@@ -130,6 +140,25 @@ def test_a_signal_closes_every_websocket_with_1001(backend: str, signum: int) ->
         log = server.log()
         for pid in set(conns.values()):
             assert f"worker {pid} stopped (exit status 0)" in log
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_signal_stops_the_workers_at_once(backend: str) -> None:
+    # Clients that never answer the close frame would hold a graceful stop for 30 s.
+    with workers(backend, "--ws-close-timeout", "30") as server:
+        conns = open_websockets(server)
+        try:
+            os.kill(server.process.pid, signal.SIGTERM)
+            for conn in conns:
+                assert read_frame(conn).close_code == 1001
+            started = time.monotonic()
+            os.kill(server.process.pid, signal.SIGTERM)
+            assert server.process.wait(timeout=WAIT) == 0, server.describe()
+            assert time.monotonic() - started < 15, server.describe()
+        finally:
+            for conn in conns:
+                conn.close()
+        assert "received SIGTERM again: stopping the workers now" in server.log()
 
 
 class Hammer:

@@ -7,14 +7,15 @@ its slot, already bound, and its end of a socket pair to the supervisor.
 
 The channel carries one-line messages. The worker says `R` once it serves
 (lifespan started, listening socket in use) or `F<reason>` when it could not
-start; the supervisor says `S` (stop gracefully). End of file means the
-supervisor is gone: the worker stops rather than serve on unsupervised.
+start; the supervisor says `S` (stop gracefully) or `N` (stop now). End of
+file means the supervisor is gone: the worker stops gracefully rather than
+serve on unsupervised.
 
 Workers ignore SIGINT and SIGHUP: a Ctrl-C or a hang-up in a terminal
 reaches the whole process group, and only the supervisor decides what it
 means. A SIGTERM sent to a worker directly (a process manager signalling
-the whole group) stops it gracefully; a SIGTERM that finds it already
-stopping stops it at once, as in a single process.
+the whole group) stops it gracefully, whether or not the supervisor's `S`
+came first; a second SIGTERM stops it at once, as in a single process.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ENV = "TINYWS_WORKER_FDS"
 READY = b"R"
 FAILED = b"F"
 STOP = b"S"
+STOP_NOW = b"N"
 
 
 def worker_fds() -> tuple[int, int] | None:
@@ -95,21 +97,27 @@ class _Ready:
 
 
 class _Stopper:
-    """Graceful on the first order, at once on a signal that finds it stopping."""
+    """Graceful on the first order; at once on `N` or on a second SIGTERM."""
 
     def __init__(self, server: Server, scope: anyio.CancelScope) -> None:
         self.server = server
         self.scope = scope
         self.requested = False
+        self.signals = 0
 
     def graceful(self) -> None:
         if not self.requested:
             self.requested = True
             self.server.shutdown()
 
+    def now(self) -> None:
+        self.graceful()
+        self.scope.cancel()
+
     def signal(self) -> None:
-        if self.requested:
-            self.scope.cancel()
+        self.signals += 1
+        if self.signals > 1:
+            self.now()
         self.graceful()
 
 
@@ -149,7 +157,9 @@ async def _obey_supervisor(stopper: _Stopper, channel: socket.socket) -> None:
             continue
         except OSError:
             data = b""
-        if not data or STOP in data:
+        if STOP_NOW in data:
+            stopper.now()
+        elif not data or STOP in data:
             stopper.graceful()
         if not data:
             return

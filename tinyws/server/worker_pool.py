@@ -25,7 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from tinyws.server.worker import ENV, FAILED, READY, STOP
+from tinyws.server.worker import ENV, FAILED, READY, STOP, STOP_NOW
 
 logger = logging.getLogger("tinyws.server")
 
@@ -174,6 +174,12 @@ class Pool:
     def stop_all(self) -> None:
         for worker in list(self.workers.values()):
             self.stop(worker)
+
+    def stop_all_now(self) -> None:
+        """Tell every worker to stop at once (WebSockets and requests cut off)."""
+        for worker in list(self.workers.values()):
+            with contextlib.suppress(OSError):
+                worker.channel.send(STOP_NOW + b"\n")
 
     def signal_all(self, signum: int) -> None:
         for pid in list(self.workers):

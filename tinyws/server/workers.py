@@ -190,7 +190,7 @@ class Supervisor:
                 self.reload_active = True
             elif self.stopping:
                 logger.warning("received %s again: stopping the workers now", name)
-                self.pool.signal_all(signal.SIGTERM)
+                self.pool.stop_all_now()
             else:
                 logger.info("received %s: stopping the workers", name)
                 self.stop()

@@ -63,6 +63,9 @@ def run_supervisor(argv: list[str], config: Config) -> int:
     Returns the exit status: 0 after a stop by signal, 1 when the port
     cannot be bound or the workers keep failing at startup.
     """
+    if sys.platform == "win32":  # workers inherit their sockets: POSIX descriptor passing
+        sys.stderr.write("tinyws serve: --workers needs Linux, macOS or another POSIX system\n")
+        return 2
     configure_logging(config.log_level)
     try:
         sockets = bind_slots(config)

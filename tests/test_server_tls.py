@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.scripts import load_benchmark
 from tinyws.server.config import Config
-from tinyws.server.tls import Failure, State, TLSLayer, build_ssl_context
+from tinyws.server.tls import TLSFailure, TLSLayer, TLSState, build_ssl_context
 
 KEY_TYPES = {"ecdsa": trustme.KeyType.ECDSA, "rsa": trustme.KeyType.RSA}
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -99,7 +99,7 @@ def test_handshake_and_data_both_ways(
     layer = TLSLayer(server_context(ca, tmp_path, key_type))
     client = Client(client_context(ca, version), layer)
     client.handshake()
-    assert layer.state is State.OPEN and layer.established
+    assert layer.state is TLSState.OPEN and layer.established
     assert layer.version() == client.obj.version() == f"TLSv{version}"
     cipher = client.obj.cipher()
     assert cipher is not None and layer.cipher() == cipher[0]
@@ -120,7 +120,7 @@ def test_bytes_arriving_one_at_a_time(ca: trustme.CA, tmp_path: Path) -> None:
     hello = client.outgoing.read()
     for i in range(len(hello)):  # a ClientHello trickled byte by byte
         assert layer.receive(hello[i : i + 1]) == b""
-    assert layer.state is State.HANDSHAKE and layer.data_to_send()  # ServerHello...
+    assert layer.state is TLSState.HANDSHAKE and layer.data_to_send()  # ServerHello...
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,11 @@ def test_garbage_instead_of_a_client_hello_fails_at_once(
 ) -> None:
     layer = TLSLayer(server_context(ca, tmp_path))
     assert layer.receive(first) == b""
-    assert (layer.state, layer.failure, layer.reason) == (State.FAILED, Failure.NOT_TLS, reason)
+    assert (layer.state, layer.failure, layer.reason) == (
+        TLSState.FAILED,
+        TLSFailure.NOT_TLS,
+        reason,
+    )
     assert layer.data_to_send() == b""  # nothing to answer: close
     assert layer.receive(b"more") == b""  # and nothing is read after the failure
 
@@ -144,7 +148,7 @@ def test_garbage_instead_of_a_client_hello_fails_at_once(
 def test_a_malformed_handshake_record_is_a_protocol_failure(ca: trustme.CA, tmp_path: Path) -> None:
     layer = TLSLayer(server_context(ca, tmp_path))
     layer.receive(b"\x16\x03\x01\x00\x05hello")
-    assert (layer.state, layer.failure) == (State.FAILED, Failure.PROTOCOL)
+    assert (layer.state, layer.failure) == (TLSState.FAILED, TLSFailure.PROTOCOL)
     assert layer.reason and "\n" not in layer.reason and "_ssl.c" not in layer.reason
     assert layer.data_to_send().startswith(b"\x15")  # an alert record goes out
 
@@ -155,7 +159,7 @@ def test_a_client_that_does_not_trust_the_certificate(ca: trustme.CA, tmp_path: 
     with pytest.raises(ssl.SSLCertVerificationError):
         client.handshake()
     client.pump()  # the client's alert reaches the server
-    assert (layer.state, layer.failure) == (State.FAILED, Failure.CERTIFICATE)
+    assert (layer.state, layer.failure) == (TLSState.FAILED, TLSFailure.CERTIFICATE)
     assert layer.reason == "client alert: unknown ca"
 
 
@@ -166,7 +170,7 @@ def test_a_client_that_leaves_during_the_handshake(ca: trustme.CA, tmp_path: Pat
         client.obj.do_handshake()
     layer.receive(client.outgoing.read())
     assert layer.receive(b"") == b""
-    assert (layer.state, layer.failure) == (State.FAILED, Failure.EOF)
+    assert (layer.state, layer.failure) == (TLSState.FAILED, TLSFailure.EOF)
     assert layer.reason == "client closed the connection during the TLS handshake"
 
 
@@ -180,7 +184,7 @@ def test_a_client_limited_to_tls_1_1_is_refused(ca: trustme.CA, tmp_path: Path) 
     layer = TLSLayer(server_context(ca, tmp_path))
     with pytest.raises(ssl.SSLError):
         Client(context, layer).handshake()
-    assert (layer.state, layer.failure) == (State.FAILED, Failure.PROTOCOL)
+    assert (layer.state, layer.failure) == (TLSState.FAILED, TLSFailure.PROTOCOL)
     assert layer.reason == "unsupported protocol"
 
 
@@ -197,7 +201,7 @@ def test_close_notify_and_plain_eof_end_the_stream(ca: trustme.CA, tmp_path: Pat
         else:
             assert layer.receive(client.outgoing.read()) == b"last words"
             assert layer.receive(b"") == b""
-        assert (layer.state, layer.failure) == (State.CLOSED, None)
+        assert (layer.state, layer.failure) == (TLSState.CLOSED, None)
 
 
 def test_the_server_closes_with_close_notify(ca: trustme.CA, tmp_path: Path) -> None:
@@ -205,7 +209,7 @@ def test_the_server_closes_with_close_notify(ca: trustme.CA, tmp_path: Path) -> 
     client = Client(client_context(ca), layer)
     client.handshake()
     layer.close()
-    assert layer.state is State.CLOSED
+    assert layer.state is TLSState.CLOSED
     client.incoming.write(layer.data_to_send())
     assert client.obj.read(10) == b""  # what SSLObject returns for a close_notify
     with pytest.raises(RuntimeError, match="TLS send in state closed"):
@@ -219,7 +223,7 @@ def test_the_client_s_close_notify_is_answered(ca: trustme.CA, tmp_path: Path) -
     with pytest.raises(ssl.SSLWantReadError):
         client.obj.unwrap()
     layer.receive(client.outgoing.read())
-    assert layer.state is State.CLOSED
+    assert layer.state is TLSState.CLOSED
     layer.close()
     client.incoming.write(layer.data_to_send())
     client.obj.unwrap()  # completes: the server's close_notify arrived
@@ -261,7 +265,7 @@ def test_a_client_certificate_from_the_ca(
     client = Client(client_ctx, layer)
     client.handshake()
     assert client.send(b"hi") == b"hi"
-    assert layer.state is State.OPEN and layer.peer_certificate()
+    assert layer.state is TLSState.OPEN and layer.peer_certificate()
 
 
 def test_a_client_without_a_certificate_is_served(
@@ -287,7 +291,7 @@ def test_a_client_certificate_from_another_ca(
         client.send(b"hi")
     except ssl.SSLError:
         pass  # TLS 1.2: the client hears the alert during its handshake
-    assert (layer.state, layer.failure) == (State.FAILED, Failure.CERTIFICATE)
+    assert (layer.state, layer.failure) == (TLSState.FAILED, TLSFailure.CERTIFICATE)
     assert layer.reason == "client certificate: unable to get local issuer certificate"
 
 
@@ -311,7 +315,7 @@ def test_a_blocking_ssl_client_over_a_socket_pair(ca: trustme.CA, tmp_path: Path
     while plaintext != b"ping":
         plaintext += layer.receive(ours.recv(65536))
         ours.sendall(layer.data_to_send())
-        assert layer.state in (State.HANDSHAKE, State.OPEN), layer.reason
+        assert layer.state in (TLSState.HANDSHAKE, TLSState.OPEN), layer.reason
     layer.send(b"pong")
     ours.sendall(layer.data_to_send())
     thread.join(10)

@@ -12,7 +12,7 @@ The layer moves through these states (transitions in `_MOVES`):
         |                           |
         +--error--> FAILED          +--error--> FAILED
 
-A failure keeps one short reason string and a `Failure` kind, never a
+A failure keeps one short reason string and a `TLSFailure` kind, never a
 traceback: a port scanner must not flood the log. A first byte that cannot
 start a TLS handshake record (0x16) is `NOT_TLS` at once, without waiting
 for more bytes or asking OpenSSL; the runtime writes out whatever alert the
@@ -26,21 +26,21 @@ import enum
 import re
 import ssl
 
-__all__ = ["Failure", "State", "TLSLayer", "build_ssl_context"]
+__all__ = ["TLSFailure", "TLSLayer", "TLSState", "build_ssl_context"]
 
 _READ = 64 * 1024
 _HANDSHAKE_RECORD = 0x16
 _HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"OPTI", b"DELE", b"PATC", b"CONN", b"PRI ")
 
 
-class State(enum.Enum):
+class TLSState(enum.Enum):
     HANDSHAKE = "handshake"
     OPEN = "open"
     CLOSED = "closed"
     FAILED = "failed"
 
 
-class Failure(enum.Enum):
+class TLSFailure(enum.Enum):
     """Why a TLS connection failed, for the one log line and for counting."""
 
     #: The first bytes are not a TLS handshake record (plain HTTP, a scanner).
@@ -54,11 +54,11 @@ class Failure(enum.Enum):
     PROTOCOL = "protocol"
 
 
-_MOVES: dict[State, frozenset[State]] = {
-    State.HANDSHAKE: frozenset({State.OPEN, State.FAILED}),
-    State.OPEN: frozenset({State.CLOSED, State.FAILED}),
-    State.CLOSED: frozenset(),
-    State.FAILED: frozenset(),
+_MOVES: dict[TLSState, frozenset[TLSState]] = {
+    TLSState.HANDSHAKE: frozenset({TLSState.OPEN, TLSState.FAILED}),
+    TLSState.OPEN: frozenset({TLSState.CLOSED, TLSState.FAILED}),
+    TLSState.CLOSED: frozenset(),
+    TLSState.FAILED: frozenset(),
 }
 
 
@@ -71,22 +71,22 @@ class TLSLayer:
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._obj = context.wrap_bio(self._in, self._out, server_side=True)
-        self.state = State.HANDSHAKE
+        self.state = TLSState.HANDSHAKE
         self._fresh = True  # no byte received yet: the next one must start a handshake record
         self._notified = False  # our close_notify is queued
-        self.failure: Failure | None = None
+        self.failure: TLSFailure | None = None
         #: One short line saying why the connection failed ("" while it has not).
         self.reason = ""
 
     @property
     def established(self) -> bool:
-        return self.state is State.OPEN
+        return self.state is TLSState.OPEN
 
     def receive(self, data: bytes) -> bytes:
         """Feed bytes from the socket (b"": the client closed its side);
         returns the plaintext they complete. After the call, `state` says
         whether the handshake finished, failed, or the client closed."""
-        if self.state in (State.CLOSED, State.FAILED):
+        if self.state in (TLSState.CLOSED, TLSState.FAILED):
             return b""
         if not data:
             self._in.write_eof()
@@ -95,30 +95,30 @@ class TLSLayer:
         else:
             self._in.write(data)
         self._fresh = False
-        if self.state is State.HANDSHAKE and not self._handshake():
+        if self.state is TLSState.HANDSHAKE and not self._handshake():
             return b""
         return self._read()
 
     def send(self, plaintext: bytes) -> None:
         """Encrypt `plaintext` once the handshake is done; `data_to_send()` has the bytes."""
-        if self.state is not State.OPEN:
+        if self.state is not TLSState.OPEN:
             raise RuntimeError(f"TLS send in state {self.state.value}")
         try:
             self._obj.write(plaintext)
         except ssl.SSLError as exc:
-            self._fail(Failure.PROTOCOL, _reason(exc))
+            self._fail(TLSFailure.PROTOCOL, _reason(exc))
 
     def close(self) -> None:
         """Queue our close_notify, also in answer to the client's (best
         effort: the client's is not awaited)."""
-        if self.state in (State.OPEN, State.CLOSED) and not self._notified:
+        if self.state in (TLSState.OPEN, TLSState.CLOSED) and not self._notified:
             self._notified = True
             # SSLWantReadError: ours is queued, the peer's is not in yet;
             # SSLEOFError: the client left without one, ours is queued anyway.
             with contextlib.suppress(ssl.SSLError):
                 self._obj.unwrap()
-            if self.state is State.OPEN:
-                self._move(State.CLOSED)
+            if self.state is TLSState.OPEN:
+                self._move(TLSState.CLOSED)
 
     def data_to_send(self) -> bytes:
         """Bytes for the socket: handshake records, ciphertext, alerts."""
@@ -142,7 +142,7 @@ class TLSLayer:
         if data[0] == _HANDSHAKE_RECORD:
             return True
         what = "plain HTTP" if data[:4] in _HTTP_METHODS else f"first byte 0x{data[0]:02x}"
-        self._fail(Failure.NOT_TLS, f"not a TLS ClientHello ({what})")
+        self._fail(TLSFailure.NOT_TLS, f"not a TLS ClientHello ({what})")
         return False
 
     def _handshake(self) -> bool:
@@ -151,17 +151,17 @@ class TLSLayer:
         except ssl.SSLWantReadError:
             return False
         except ssl.SSLEOFError:
-            self._fail(Failure.EOF, "client closed the connection during the TLS handshake")
+            self._fail(TLSFailure.EOF, "client closed the connection during the TLS handshake")
             return False
         except ssl.SSLCertVerificationError as exc:
-            self._fail(Failure.CERTIFICATE, f"client certificate: {exc.verify_message}")
+            self._fail(TLSFailure.CERTIFICATE, f"client certificate: {exc.verify_message}")
             return False
         except ssl.SSLError as exc:
             code = exc.reason or ""
             certificate = "CERTIFICATE" in code or code.endswith("UNKNOWN_CA")
-            self._fail(Failure.CERTIFICATE if certificate else Failure.PROTOCOL, _reason(exc))
+            self._fail(TLSFailure.CERTIFICATE if certificate else TLSFailure.PROTOCOL, _reason(exc))
             return False
-        self._move(State.OPEN)
+        self._move(TLSState.OPEN)
         return True
 
     def _read(self) -> bytes:
@@ -172,23 +172,23 @@ class TLSLayer:
             except ssl.SSLWantReadError:
                 break
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                self._move(State.CLOSED)  # close_notify, or a plain EOF: both end the stream
+                self._move(TLSState.CLOSED)  # close_notify, or a plain EOF: both end the stream
                 break
             except ssl.SSLError as exc:
-                self._fail(Failure.PROTOCOL, _reason(exc))
+                self._fail(TLSFailure.PROTOCOL, _reason(exc))
                 break
             if not chunk:
-                self._move(State.CLOSED)
+                self._move(TLSState.CLOSED)
                 break
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _fail(self, failure: Failure, reason: str) -> None:
+    def _fail(self, failure: TLSFailure, reason: str) -> None:
         self.failure = failure
         self.reason = reason
-        self._move(State.FAILED)
+        self._move(TLSState.FAILED)
 
-    def _move(self, state: State) -> None:
+    def _move(self, state: TLSState) -> None:
         if state not in _MOVES[self.state]:
             raise RuntimeError(f"TLS layer cannot move from {self.state.value} to {state.value}")
         self.state = state

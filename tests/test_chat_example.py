@@ -8,7 +8,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
@@ -396,18 +396,29 @@ async def test_real_socket_wrong_token_is_401_without_origin_and_4401_with() -> 
 # -- two workers on one Redis: `tinyws serve examples.chat:app --workers 2` ----------------
 
 
-def worker_member(server: RunningServer, token: str) -> tuple[Conn, int]:
-    """A member over a raw socket, and the PID of the worker serving it.
+class WorkerMember(NamedTuple):
+    name: str
+    conn: Conn
+    pid: int
+    welcome: dict[str, Any]
 
-    ``GET /health`` tells the PID; the upgrade then goes over the same
-    keep-alive connection, so it is that worker's member.
+
+def worker_member(server: RunningServer, name: str) -> WorkerMember:
+    """A member over a raw socket, once its own ``joined`` came back through Redis.
+
+    ``GET /health`` tells the PID of the worker; the upgrade then goes over
+    the same keep-alive connection, so it is that worker's member.
     """
+    token = worker_login(server, name)
     conn = Conn(server.address, timeout=WORKER_WAIT)
     conn.send(wire_request(b"GET", b"/health"))
     pid = json.loads(read_http_response(conn).body)["pid"]
     conn.send(handshake(b"/rooms/lobby", [(b"Authorization", f"Bearer {token}".encode())]))
     assert read_head(conn).status == 101
-    return conn, pid
+    welcome = json.loads(read_frame(conn).payload)
+    assert welcome["type"] == "welcome", welcome
+    next_event(conn, {"type": "joined", "name": name})
+    return WorkerMember(name, conn, pid, welcome)
 
 
 def next_event(conn: Conn, wanted: dict[str, Any]) -> None:
@@ -442,35 +453,31 @@ def test_two_workers_on_redis_carry_a_room_across_processes(server_backend: str)
             while server.log().count(" serving (slot ") < 2:
                 assert time.monotonic() < deadline, server.describe()
                 time.sleep(0.05)
-            members: dict[int, tuple[str, Conn]] = {}
+            members: dict[int, WorkerMember] = {}
             spare: list[Conn] = []
             for attempt in range(40):  # the kernel picks the worker: try until both have one
-                name = f"user{attempt}"
-                conn, pid = worker_member(server, worker_login(server, name))
-                if pid in members:
-                    spare.append(conn)
+                member = worker_member(server, f"user{attempt}")
+                if member.pid in members:
+                    spare.append(member.conn)
                 else:
-                    members[pid] = (name, conn)
+                    members[member.pid] = member
                 if len(members) == 2:
                     break
             assert len(members) == 2, server.describe()
-            (ann, ann_conn), (bob, bob_conn) = members.values()
+            ann, bob = members.values()
             try:
                 # bob's worker heard ann join on the other worker, through Redis.
-                welcome = json.loads(read_frame(bob_conn).payload)
-                assert welcome["type"] == "welcome"
-                assert ann in welcome["members"], welcome
-                ann_conn.send(encode_frame(TEXT, b"hello from one worker"))
-                said = {"type": "message", "name": ann, "text": "hello from one worker"}
-                next_event(bob_conn, said)
-                next_event(ann_conn, said)
-                bob_conn.send(encode_frame(TEXT, b"and back from the other"))
-                next_event(
-                    ann_conn, {"type": "message", "name": bob, "text": "and back from the other"}
-                )
-                bob_conn.send(close_frame(1000))
-                next_event(ann_conn, {"type": "left", "name": bob})
+                assert ann.name in bob.welcome["members"], bob.welcome
+                ann.conn.send(encode_frame(TEXT, b"hello from one worker"))
+                said = {"type": "message", "name": ann.name, "text": "hello from one worker"}
+                next_event(bob.conn, said)
+                next_event(ann.conn, said)
+                bob.conn.send(encode_frame(TEXT, b"and back from the other"))
+                back = {"type": "message", "name": bob.name, "text": "and back from the other"}
+                next_event(ann.conn, back)
+                bob.conn.send(close_frame(1000))
+                next_event(ann.conn, {"type": "left", "name": bob.name})
             finally:
-                for conn in (ann_conn, bob_conn, *spare):
+                for conn in (ann.conn, bob.conn, *spare):
                     conn.close()
             assert redis.subscribers("chat:lobby") == 2  # one subscription per worker

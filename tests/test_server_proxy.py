@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 from tinyws.server.config import Config
 from tinyws.server.heads import RequestHead
 from tinyws.server.proxy import TrustedProxies, resolve
-from tinyws.server.scope import build_scope
+from tinyws.server.scope import ScopeSource, build_scope
 
 PEER = ("127.0.0.1", 50000)
 TINYWS_SERVE = [sys.executable, "-m", "tinyws", "serve", "tests.apps.origin:app"]
 LOCAL = TrustedProxies("127.0.0.1, 10.0.0.0/8")
+TLS = ScopeSource(secure=True)
 
 
 def headers(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:
@@ -238,7 +239,7 @@ def test_build_scope_applies_the_proxy() -> None:
         server=("127.0.0.1", 8000),
         root_path="",
         state=None,
-        proxy=LOCAL,
+        source=ScopeSource(proxies=LOCAL),
     )
     assert (scope["client"], scope["scheme"]) == (("203.0.113.7", 0), "wss")
 
@@ -252,7 +253,7 @@ def test_build_scope_without_a_proxy_ignores_the_headers() -> None:
 @pytest.mark.parametrize(("kind", "scheme"), [("http", "https"), ("websocket", "wss")])
 def test_a_secure_connection_has_a_secure_scheme(kind: str, scheme: str) -> None:
     scope = build_scope(
-        kind, head(), client=PEER, server=None, root_path="", state=None, secure=True
+        kind, head(), client=PEER, server=None, root_path="", state=None, source=TLS
     )
     assert scope["scheme"] == scheme
 
@@ -260,8 +261,8 @@ def test_a_secure_connection_has_a_secure_scheme(kind: str, scheme: str) -> None
 def test_config_validates_and_hands_the_core_its_proxies() -> None:
     with pytest.raises(ValueError, match=r"'example\.com' is not an IP address"):
         Config(forwarded_allow_ips="example.com")
-    assert Config().limits().proxy is None
-    proxy = Config(proxy_headers=True, forwarded_allow_ips="10.0.0.0/8").limits().proxy
+    assert Config().limits().source == ScopeSource(secure=False, proxies=None)
+    proxy = Config(proxy_headers=True, forwarded_allow_ips="10.0.0.0/8").limits().source.proxies
     assert proxy is not None and "10.1.2.3" in proxy and "127.0.0.1" not in proxy
 
 

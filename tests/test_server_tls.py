@@ -421,8 +421,8 @@ def test_bad_tls_options_exit_2_in_one_line(
 def test_the_config_holds_the_context(files: dict[str, Path]) -> None:
     context = build_ssl_context(str(files["both"]))
     config = Config(ssl=context)
-    assert config.ssl is context and config.limits().secure
-    assert not Config().limits().secure
+    assert config.ssl is context and config.limits().source.secure
+    assert not Config().limits().source.secure
 
 
 def test_the_tls_floor_benchmark_runs(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ssl import SSLContext
 
 from tinyws.server.proxy import TrustedProxies
+from tinyws.server.scope import PLAIN, ScopeSource
 
 BACKENDS = ("asyncio", "trio")
 LOOPS = ("auto", "asyncio", "uvloop")
@@ -148,8 +149,10 @@ class Config:
             ping_timeout=self.ws_ping_timeout,
             close_timeout=self.ws_close_timeout,
             max_queue=self.ws_max_queue,
-            proxy=TrustedProxies(self.forwarded_allow_ips) if self.proxy_headers else None,
-            secure=self.ssl is not None,
+            source=ScopeSource(
+                secure=self.ssl is not None,
+                proxies=TrustedProxies(self.forwarded_allow_ips) if self.proxy_headers else None,
+            ),
         )
 
 
@@ -168,9 +171,8 @@ class Limits:
         "min_data_rate",
         "ping_interval",
         "ping_timeout",
-        "proxy",
         "root_path",
-        "secure",
+        "source",
     )
 
     def __init__(
@@ -188,8 +190,7 @@ class Limits:
         ping_timeout: float = 20.0,
         close_timeout: float = 5.0,
         max_queue: int = 32,
-        proxy: TrustedProxies | None = None,
-        secure: bool = False,
+        source: ScopeSource = PLAIN,
     ) -> None:
         self.max_header = max_header
         self.max_body = max_body
@@ -203,9 +204,8 @@ class Limits:
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue = max_queue
-        #: Trusted proxies with --proxy-headers, else None; TLS on the port.
-        self.proxy = proxy
-        self.secure = secure
+        #: TLS on the port, and the proxies trusted with forwarding headers.
+        self.source = source
 
 
 def uvloop_installed() -> bool:

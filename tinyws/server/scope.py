@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -10,6 +11,19 @@ from tinyws.server.proxy import TrustedProxies, resolve
 from tinyws.types import Scope
 
 _WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeSource:
+    """Where a scope's client and scheme come from besides the socket's peer:
+    TLS on the port (https/wss), and with `--proxy-headers` the proxies whose
+    forwarding headers are believed (`proxy.py`)."""
+
+    secure: bool = False
+    proxies: TrustedProxies | None = None
+
+
+PLAIN = ScopeSource()
 _SCHEMES = {
     ("http", False): "http",
     ("http", True): "https",
@@ -26,19 +40,13 @@ def build_scope(
     server: tuple[str, int] | None,
     root_path: str,
     state: dict[str, Any] | None,
-    proxy: TrustedProxies | None = None,
-    secure: bool = False,
+    source: ScopeSource = PLAIN,
 ) -> Scope:
-    """The scope for one request; `state` is shallow-copied, as ASGI asks.
-
-    `secure`: the connection is TLS (scheme https/wss). `proxy`: with
-    `--proxy-headers`, the peers whose forwarding headers set `client` and
-    `scheme` (see `proxy.py`).
-    """
+    """The scope for one request; `state` is shallow-copied, as ASGI asks."""
     raw_path, query = split_target(head.target)
-    scheme = _SCHEMES[kind, secure]
-    if proxy is not None:
-        client, scheme = resolve(client, head.headers, scheme, proxy)
+    scheme = _SCHEMES[kind, source.secure]
+    if source.proxies is not None:
+        client, scheme = resolve(client, head.headers, scheme, source.proxies)
     scope: Scope = {
         "type": kind,
         "asgi": {"version": "3.0", "spec_version": "2.4"},

@@ -13,6 +13,7 @@ from tests.server_helpers import (
     read_response,
     read_until_close,
     running,
+    upgrade_head,
 )
 from tinyws.types import Receive, Scope, Send
 
@@ -206,14 +207,12 @@ async def test_keepalive_timeout_closes_idle_connection() -> None:
 
 
 async def test_max_connections_refuses_with_503() -> None:
-    async with running(body_echo, max_connections=1) as server, await connect(server) as first:
-        # Busy with the app (mid-body), so not evictable like a head-waiter.
-        await first.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nx")
-        await anyio.sleep(0.1)
+    async with running(echo_app, max_connections=1) as server, await connect(server) as first:
+        # An open WebSocket: not evictable like a head-waiter or a slow body.
+        await first.send(upgrade_head("/ws"))
+        assert (await read_response(first)).startswith(b"HTTP/1.1 101 ")
         reply = await exchange(server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 503 ")
-        await first.send(b"y" * 9)
-        assert (await read_response(first)).endswith(b"POST /  x" + b"y" * 9)
 
 
 async def test_client_not_reading_applies_backpressure() -> None:

@@ -51,6 +51,8 @@ class Acceptor:
         self.heads: dict[Peer, None] = {}
         #: Refused sockets being drained, with the time they are closed anyway.
         self.refused: dict[socket.socket, float] = {}
+        #: Evicted peers whose task has not ended yet (it closes their socket).
+        self.evicted: set[Peer] = set()
 
     def cancel_all(self) -> None:
         """Cancel the connection tasks that are not in a task group (asyncio)."""
@@ -66,6 +68,7 @@ class Acceptor:
     def forget(self, peer: Peer) -> None:
         self.peers.discard(peer)
         self.heads.pop(peer, None)
+        self.evicted.discard(peer)
         if self.stopping and not self.peers:
             self.idle.set()
 
@@ -141,12 +144,27 @@ class Acceptor:
                     self._close_refused(sock)
 
     def _evict(self) -> bool:
-        """Drop the connection waiting longest for its head; False if none is."""
-        for peer in self.heads:
-            del self.heads[peer]
-            peer.abort()
-            return True
-        return False
+        """Drop the connection waiting longest for its head, or else one whose
+        request body comes in under the minimum rate; False if there is none."""
+        # An evicted peer leaves the live set at once: its task may take a
+        # moment to end, and must not count against the cap meanwhile.
+        victim = next(iter(self.heads), None)
+        if victim is None:
+            now = time.monotonic()
+            victim = next((p for p in self.peers if p.core.slow_body(now)), None)
+            if victim is None:
+                return False
+        self.forget(victim)
+        self.evicted.add(victim)
+        victim.abort()
+        return True
+
+    def close_leftovers(self) -> None:
+        """At the very end: sockets no task will close any more."""
+        for sock in list(self.refused):
+            self._close_refused(sock)
+        for peer in self.evicted:
+            peer.sock.close()
 
     def _refuse(self, sock: socket.socket) -> None:
         """503, then read and drop what the client sends until it closes (bounded)."""
@@ -172,8 +190,10 @@ class Acceptor:
 
     def _close_refused(self, sock: socket.socket) -> None:
         if self.refused.pop(sock, None) is not None:
-            self.watcher.unwatch_read(sock)
-            sock.close()
+            try:
+                self.watcher.unwatch_read(sock)
+            finally:
+                sock.close()
 
 
 _REFUSED_LINGER = 2.0  # seconds a refused client may keep sending before the close

@@ -3,9 +3,7 @@
 No sockets and no `await` here: the runtime (`peer.py`) feeds received bytes
 to `receive_data()`, asks for the next scope or ASGI message, passes the
 app's messages to `send()`, and writes whatever accumulates in `output`.
-That keeps every protocol decision testable without a network. The phases
-and the moves between them are in `phases.py`; the WebSocket half of this
-class is in `ws_session.py`.
+Phases and moves: `phases.py`; the WebSocket half: `ws_session.py`.
 
 The core also owns the connection's one timer: `deadline` (a
 `time.monotonic()` instant, `math.inf` for none) is set on every move that
@@ -21,15 +19,9 @@ from typing import Any
 import h11
 
 from tinyws.errors import ClientDisconnect
+from tinyws.server import heads
 from tinyws.server.config import Limits
-from tinyws.server.heads import (
-    RequestHead,
-    bare_lf,
-    check_upgrade,
-    chunked_twice,
-    parse_plain_head,
-    wants_websocket,
-)
+from tinyws.server.heads import RequestHead, check_upgrade, parse_plain_head
 from tinyws.server.http11 import HTTPCycle
 from tinyws.server.phases import Event, Phase, advance
 from tinyws.server.responses import error_response
@@ -109,8 +101,7 @@ class ServerConnection(WebSocketSession):
         )
 
     def take_output(self) -> bytes:
-        data = bytes(self.output)
-        self.output.clear()
+        data, self.output[:] = bytes(self.output), b""
         return data
 
     # -- the timer -------------------------------------------------------------
@@ -127,9 +118,17 @@ class ServerConnection(WebSocketSession):
         self.deadline = math.inf
         return True
 
-    def waiting_in_head(self) -> bool:
-        """True before a request head is complete: cheapest to drop at the cap."""
-        return self.phase is Phase.IDLE and not self.eof
+    def slow_body(self, now: float) -> bool:
+        """True while a request body comes in slower than `min_data_rate`
+        (grace or not): at the connection cap, such a client may be evicted."""
+        rate = self.limits.min_data_rate
+        cycle = self._cycle
+        return (
+            rate is not None
+            and cycle is not None
+            and self.awaiting_body()
+            and cycle.body_seen < (now - self._body_start) * rate
+        )
 
     # -- request heads -------------------------------------------------------
 
@@ -141,7 +140,7 @@ class ServerConnection(WebSocketSession):
         if end < 0:
             if len(self._buffer) > self.limits.max_header:
                 return self._refuse(error_response(431), linger=True)
-            if b"\n" in self._buffer and bare_lf(self._buffer):
+            if b"\n" in self._buffer and heads.bare_lf(self._buffer):
                 return self._refuse(error_response(400, b"Bare LF in the request head"), True)
             if self.eof:
                 self._move(Event.ENDED)
@@ -152,7 +151,7 @@ class ServerConnection(WebSocketSession):
         if head is not None:
             self._buffer = self._buffer[end + 4 :]
             return self._upgrade(head)
-        if bare_lf(self._buffer[: end + 2]):
+        if heads.bare_lf(self._buffer[: end + 2]):
             return self._refuse(error_response(400, b"Bare LF in the request head"), True)
         return self._parse_with_h11()
 
@@ -166,7 +165,7 @@ class ServerConnection(WebSocketSession):
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             status = exc.error_status_hint or 400
-            if status == 501 and chunked_twice(raw):  # a framing error, not a feature
+            if status == 501 and heads.chunked_twice(raw):  # a framing error, not a feature
                 status = 400
             return self._refuse(error_response(status), linger=True)
         if not isinstance(event, h11.Request):  # e.g. only blank lines before EOF
@@ -174,7 +173,7 @@ class ServerConnection(WebSocketSession):
         head = RequestHead(event.method, event.target, event.http_version, list(event.headers))
         if head.http_version not in (b"1.0", b"1.1"):
             return self._refuse(error_response(505), linger=True)
-        if wants_websocket(head.headers):
+        if heads.wants_websocket(head.headers):
             self._buffer = conn.trailing_data[0]
             return self._upgrade(head)
         return self._http_request(conn, head)
@@ -193,7 +192,7 @@ class ServerConnection(WebSocketSession):
         self._cycle = HTTPCycle(conn, head.method, limit)
         self._move(Event.REQUEST)
         self.deadline = math.inf
-        self._body_start = 0.0
+        self._body_start = self.clock()
         return self._scope("http", head)
 
     def _upgrade(self, head: RequestHead) -> Scope | None:
@@ -215,6 +214,7 @@ class ServerConnection(WebSocketSession):
             server=self.server,
             root_path=self.limits.root_path,
             state=self.lifespan_state,
+            source=self.limits.source,
         )
 
     # -- HTTP ------------------------------------------------------------------
@@ -245,8 +245,6 @@ class ServerConnection(WebSocketSession):
             self.deadline = math.inf
             return
         now = self.clock()
-        if not self._body_start:
-            self._body_start = now
         self.deadline = now + self.limits.head_timeout
         rate = self.limits.min_data_rate
         cycle = self._cycle
@@ -291,6 +289,11 @@ class ServerConnection(WebSocketSession):
         self._between = not self._buffer
         timeout = self.limits.keepalive_timeout if self._between else self.limits.head_timeout
         self.deadline = self.clock() + timeout
+
+    def client_left(self) -> bool:
+        """True when the client went away before the request was complete."""
+        cycle = self._cycle
+        return cycle is not None and cycle.disconnected and self.eof and not cycle.too_large
 
     @property
     def response_status(self) -> int:

@@ -62,9 +62,11 @@ class Peer(WebSocketLink):
         except Exception:
             logger.exception("connection handler failed")
         finally:
-            self.detach()
             self.acceptor.forget(self)
-            self.sock.close()
+            try:
+                self.detach()
+            finally:
+                self.sock.close()
 
     async def _serve(self) -> None:
         core = self.core
@@ -124,15 +126,20 @@ class Peer(WebSocketLink):
     # -- HTTP ----------------------------------------------------------------
 
     async def _http(self, scope: Scope) -> None:
+        path = scope["path"]
         failed = False
         try:
             await self.app(scope, self._http_receive, self._http_send)
         except ClientDisconnect:
             failed = True
-            logger.debug("client left during HTTP %s %s", scope["method"], scope["path"])
         except Exception:
             failed = True
-            logger.exception("exception in ASGI app (HTTP %s %s)", scope["method"], scope["path"])
+            if not self.core.client_left():  # an app's error about a vanished client: noise
+                logger.exception(
+                    "exception in ASGI app (HTTP %s %s)", scope["method"], scope["path"]
+                )
+        if self.core.client_left():
+            logger.debug("client left during HTTP %s %s", scope["method"], path)
         status = self.core.response_status
         self.core.http_finish(failed)
         if self.acceptor.config.access_log:

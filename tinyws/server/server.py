@@ -118,6 +118,7 @@ class Server:
                     await acceptor.idle.wait()
         finally:
             acceptor.cancel_all()  # also when run() itself is cancelled
+            acceptor.close_leftovers()
 
     async def run_until_signal(self) -> None:
         """`run()`, stopped gracefully by the first SIGINT/SIGTERM."""

@@ -83,9 +83,12 @@ class TrioWatcher:
         self._selector = selectors.DefaultSelector()
         # fd -> [read callback, write callback]
         self._callbacks: dict[int, list[Callback | None]] = {}
+        self._closed = False
 
     def _set(self, sock: socket.socket, slot: int, callback: Callback | None) -> None:
         fd = sock.fileno()
+        if self._closed or fd < 0:
+            return  # the server is gone (or the socket is): nothing to call back
         entry = self._callbacks.get(fd)
         if entry is None:
             if callback is None:
@@ -138,6 +141,7 @@ class TrioWatcher:
                         writer()
                 await trio.lowlevel.checkpoint()
         finally:
+            self._closed = True  # connections still winding down unwatch into nothing
             selector.close()
 
 

@@ -133,6 +133,7 @@ class WebSocketLink:
     def abort(self) -> None:
         """Shut the socket down; whoever waits on it wakes up and cleans up."""
         self.core.deadline = math.inf
+        self.broken = True  # nothing more goes out (and it is not evicted twice)
         with contextlib.suppress(OSError):  # already gone: nothing to wake
             self.sock.shutdown(socket.SHUT_RDWR)
 

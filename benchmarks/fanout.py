@@ -106,7 +106,7 @@ def started(
         process = subprocess.Popen(
             harness.pinned(0, command, TASKSET),
             cwd=harness.APPS_DIR,
-            env={**os.environ, **env, "PYTHONPATH": str(harness.APPS_DIR)},
+            env={**os.environ, **env, "PYTHONPATH": _pythonpath()},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -116,6 +116,11 @@ def started(
         yield process
     finally:
         harness.stop(process)
+
+
+def _pythonpath() -> str:
+    """The apps' folder, then the caller's PYTHONPATH (to run another tinyws tree)."""
+    return os.pathsep.join(filter(None, [str(harness.APPS_DIR), os.environ.get("PYTHONPATH")]))
 
 
 @contextlib.contextmanager

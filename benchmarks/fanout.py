@@ -279,6 +279,43 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
+def goal(results: list[Result]) -> str:
+    """The issue's goal, per backend and member count: tinyws >= 3 x broadcaster's
+    deliveries/s on one core, and a lower p99 (medians over the rounds)."""
+    rows = [
+        "| backend | members | deliveries/s, tinyws / broadcaster | deliveries per server "
+        "CPU-s, same | p99 ms, tinyws / broadcaster | goal |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for backend, members in dict.fromkeys((r.case.backend, r.case.members) for r in results):
+        pair = [[r for r in results if r.case == Case(s, backend, members)] for s in SERVERS]
+        if not all(pair):
+            continue
+        rate, per_cpu, p99 = (
+            [statistics.median(metric(r) for r in runs) for runs in pair]
+            for metric in (_rate, _per_cpu, _p99)
+        )
+        met = rate[0] >= 3 * rate[1] and p99[0] < p99[1]
+        rows.append(
+            f"| {backend}:// | {members:,} | {rate[0] / rate[1]:.2f} | "
+            f"{per_cpu[0] / per_cpu[1]:.2f} | {p99[0]:.1f} / {p99[1]:.1f} | "
+            f"{'met' if met else '**missed**'} |"
+        )
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def _rate(r: Result) -> float:
+    return r.deliveries_per_s
+
+
+def _per_cpu(r: Result) -> float:
+    return r.received / r.server_cpu_s if r.server_cpu_s else 0.0
+
+
+def _p99(r: Result) -> float:
+    return r.p99_ms
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     members = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
@@ -322,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir = Path(workdir)
         results = run_all(args)
     print(table(results))
+    print(goal(results))
     if args.json is not None:
         args.json.write_text(json.dumps([{**asdict(r), "whole": r.whole} for r in results]))
     return 0 if all(r.whole for r in results) else 1

@@ -27,6 +27,7 @@ from tinyws.server.config import Config
 from tinyws.server.connection import ServerConnection
 from tinyws.server.peer import Peer
 from tinyws.server.responses import OVERLOADED
+from tinyws.server.tls import TLSLayer
 from tinyws.server.watcher import make_watcher
 from tinyws.types import ASGIApp
 
@@ -101,7 +102,8 @@ class Acceptor:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client = (address[0], address[1]) if address else None
                 core = ServerConnection(self.limits, client, server, self.state)
-                peer = Peer(self, sock, core)
+                tls = TLSLayer(self.config.ssl) if self.config.ssl is not None else None
+                peer = Peer(self, sock, core, tls)
                 self.peers.add(peer)
                 self.heads[peer] = None
                 spawn(peer)
@@ -168,6 +170,9 @@ class Acceptor:
 
     def _refuse(self, sock: socket.socket) -> None:
         """503, then read and drop what the client sends until it closes (bounded)."""
+        if self.config.ssl is not None:  # a plain 503 means nothing to a TLS client
+            sock.close()
+            return
         try:
             sock.setblocking(False)
             sock.send(OVERLOADED())

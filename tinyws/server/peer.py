@@ -31,6 +31,8 @@ from anyio.lowlevel import checkpoint
 
 from tinyws.errors import ClientDisconnect
 from tinyws.server.connection import Phase, ServerConnection
+from tinyws.server.tls import TLSLayer, TLSState
+from tinyws.server.tls_link import address
 from tinyws.server.ws_link import WebSocketLink, client_of, target_of
 from tinyws.types import Message, Scope
 
@@ -50,8 +52,14 @@ class Peer(WebSocketLink):
 
     __slots__ = ("app",)
 
-    def __init__(self, acceptor: Acceptor, sock: socket.socket, core: ServerConnection) -> None:
-        super().__init__(acceptor, sock, core)
+    def __init__(
+        self,
+        acceptor: Acceptor,
+        sock: socket.socket,
+        core: ServerConnection,
+        tls: TLSLayer | None = None,
+    ) -> None:
+        super().__init__(acceptor, sock, core, tls)
         self.app = acceptor.app
 
     async def run(self) -> None:
@@ -86,6 +94,9 @@ class Peer(WebSocketLink):
                 break
             self.acceptor.head_wait(self)
         await self.flush()
+        if self.tls is not None:
+            self.end_tls()
+            await self.flush()
         if core.linger:
             await self._linger()
 
@@ -121,7 +132,7 @@ class Peer(WebSocketLink):
         if self.streak >= _FAIRNESS:
             self.streak = 0
             await checkpoint()  # a flooding client must not starve the others
-        self.core.receive_data(data)
+        self.feed(data)
 
     # -- HTTP ----------------------------------------------------------------
 
@@ -185,6 +196,8 @@ class Peer(WebSocketLink):
 
     def expire(self, now: float) -> None:
         """The deadline passed: the core pings, or the connection is dropped."""
+        if self.tls is not None and self.tls.state is TLSState.HANDSHAKE:
+            logger.info("%s - TLS handshake failed: timed out", address(self.core))
         if self.core.expire(now):
             self.abort()
         elif self.core.output:

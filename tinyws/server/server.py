@@ -61,8 +61,6 @@ class Server:
         Raises `LifespanError` when the app's lifespan startup fails.
         """
         config = self.config
-        if config.ssl is not None:  # tls.py is ready; the connection I/O does not run it yet
-            raise ValueError("TLS (ssl=...) is not served yet by this version of tinyws")
         self._stop = anyio.Event()
         if self._stop_requested:
             self._stop.set()
@@ -91,7 +89,11 @@ class Server:
             self._acceptor = Acceptor(self.app, config, state)
             self.port = listener.getsockname()[1]
             logger.info(
-                "serving on http://%s:%d (%s)", _show(config.host), self.port, running_loop()
+                "serving on %s://%s:%d (%s)",
+                "https" if config.ssl else "http",
+                _show(config.host),
+                self.port,
+                running_loop(),
             )
             task_status.started(self.port)
             await self._serve(listener, self._acceptor)

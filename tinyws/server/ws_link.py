@@ -27,6 +27,8 @@ import anyio
 
 from tinyws.errors import ClientDisconnect
 from tinyws.server.connection import Phase, ServerConnection
+from tinyws.server.tls import TLSLayer
+from tinyws.server.tls_link import TLSLink
 from tinyws.types import Message, Scope
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ _RECV_SIZE_DEFLATE = 4096
 _RECV_SIZE = 65536
 
 
-class WebSocketLink:
+class WebSocketLink(TLSLink):
     """Output buffering and the WebSocket read path of one connection."""
 
     __slots__ = (
@@ -55,10 +57,19 @@ class WebSocketLink:
         "recv_size",
         "sock",
         "streak",
+        "tls",
     )
 
-    def __init__(self, acceptor: Acceptor, sock: socket.socket, core: ServerConnection) -> None:
+    def __init__(
+        self,
+        acceptor: Acceptor,
+        sock: socket.socket,
+        core: ServerConnection,
+        tls: TLSLayer | None = None,
+    ) -> None:
         self.acceptor = acceptor
+        #: The TLS session between the socket and the core (None: plain TCP).
+        self.tls = tls
         self.sock = sock
         self.core = core
         self.pending = bytearray()
@@ -71,7 +82,7 @@ class WebSocketLink:
 
     # -- output ----------------------------------------------------------------
 
-    def queue_write(self, data: bytes) -> None:
+    def write_raw(self, data: bytes) -> None:
         """Send what the kernel takes now; keep the rest for the write callback."""
         if self.pending or self.broken:
             if not self.broken:
@@ -242,13 +253,14 @@ class WebSocketLink:
             return
         except OSError:
             data = b""
-        core.receive_data(data)
+        self.feed(data)
         if core.output:
             self.queue_write(core.take_output())
         if core.phase is Phase.CLOSED:
             if not data or not core.linger:  # lingering: drain until the client's EOF
                 self._watching &= ~1
                 self.acceptor.watcher.unwatch_read(self.sock)
+                self.end_tls()
                 if self._input_wake is None and not self.pending:
                     with contextlib.suppress(OSError):  # the app is busy: end TCP now
                         self.sock.shutdown(socket.SHUT_WR)

@@ -1,7 +1,8 @@
 """``tinyws bench wss://``: verification, the phases of each handshake, the negotiated TLS.
 
-The server is uvicorn with ``--ssl-certfile``/``--ssl-keyfile`` on the
-end-to-end app (``/foo?token=good`` accepts, anything else is a 404), with
+The servers are uvicorn and the built-in server (on both backends) with
+``--ssl-certfile``/``--ssl-keyfile`` on the end-to-end app (``/foo?token=good``
+accepts, anything else is a 404), with
 certificates made by trustme: a throw-away CA the client trusts only when
 given ``--cacert``.
 """
@@ -37,20 +38,32 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _tls_server(cert: trustme.LeafCert, folder: Path) -> Iterator[RunningServer]:
+TLS_SERVERS = {
+    "uvicorn-wsproto": ("uvicorn-wsproto", []),
+    "tinyws-asyncio": ("tinyws", ["--backend", "asyncio"]),
+    "tinyws-trio": ("tinyws", ["--backend", "trio"]),
+}
+
+
+def _tls_server(
+    cert: trustme.LeafCert, folder: Path, name: str = "uvicorn-wsproto"
+) -> Iterator[RunningServer]:
     certfile, keyfile = folder / "cert.pem", folder / "key.pem"
     cert.private_key_pem.write_to_path(str(keyfile))
     for i, blob in enumerate(cert.cert_chain_pems):
         blob.write_to_path(str(certfile), append=i > 0)
     flags = ["--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile), "--log-level", "error"]
-    with run_server("uvicorn-wsproto", APP, flags) as server:
+    server_name, extra = TLS_SERVERS[name]
+    with run_server(server_name, APP, [*flags, *extra]) as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=list(TLS_SERVERS))
+def server(
+    ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RunningServer]:
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    yield from _tls_server(cert, tmp_path_factory.mktemp("tls"))
+    yield from _tls_server(cert, tmp_path_factory.mktemp("tls"), request.param)
 
 
 def bench(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:

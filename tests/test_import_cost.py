@@ -32,7 +32,7 @@ from tinyws.types import Message, Scope
 
 sys.path.insert(0, str(BENCHMARKS))  # import_cost imports harness and gc_probe
 
-# Well above the ~830 objects tinyws's modules hold today, far below what a
+# About twice the ~930 objects tinyws's modules hold today, far below what a
 # table or cache built at import (or a dependency pulled in by mistake) adds.
 MAX_OBJECTS_ADDED = 2000
 ROUNDS = 30

@@ -141,6 +141,8 @@ class Acceptor:
             for peer in list(self.peers):
                 if peer.core.deadline <= now:
                     peer.expire(now)
+                elif peer.unwatched():  # an app neither receiving nor sending
+                    peer.watch_reads()
             for sock, until in list(self.refused.items()):
                 if until <= now:
                     self._close_refused(sock)

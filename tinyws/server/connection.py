@@ -5,10 +5,9 @@ to `receive_data()`, asks for the next scope or ASGI message, passes the
 app's messages to `send()`, and writes whatever accumulates in `output`.
 Phases and moves: `phases.py`; the WebSocket half: `ws_session.py`.
 
-The core also owns the connection's one timer: `deadline` (a
-`time.monotonic()` instant, `math.inf` for none) is set on every move that
-starts a wait, and `expire(now)` decides what a passed deadline means (a
-ping, or the end). The runtime only compares the deadline with the clock.
+The core owns the connection's one timer: `deadline` (`time.monotonic()`
+seconds, `math.inf` for none) is set on every move that starts a wait;
+`expire(now)` decides what a passed deadline means (a ping, or the end).
 """
 
 from __future__ import annotations
@@ -39,6 +38,13 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 class ServerConnection(WebSocketSession):
     """Protocol state for one connection; see the module docstring."""
 
+    eof = False
+    keep_alive = True
+    _cycle: HTTPCycle | None = None
+    _h11: h11.Connection | None = None
+    _between = False  # kept alive between requests, no byte of the next yet
+    _body_start = 0.0  # when the request body began (clock seconds)
+
     def __init__(
         self,
         limits: Limits,
@@ -50,13 +56,7 @@ class ServerConnection(WebSocketSession):
         self.client = client
         self.server = server
         self.lifespan_state = lifespan_state
-        self.eof = False
-        self.keep_alive = True
         self._buffer = b""
-        self._cycle: HTTPCycle | None = None
-        self._h11: h11.Connection | None = None
-        self._between = False  # kept alive between requests, no byte of the next yet
-        self._body_start = 0.0
         self.deadline = self.clock() + limits.head_timeout
 
     # -- input -------------------------------------------------------------
@@ -101,7 +101,8 @@ class ServerConnection(WebSocketSession):
         )
 
     def take_output(self) -> bytes:
-        data, self.output[:] = bytes(self.output), b""
+        data = bytes(self.output)
+        del self.output[:]
         return data
 
     # -- the timer -------------------------------------------------------------

@@ -26,7 +26,7 @@ the socket (gracefully when the client may still be sending).
                         │                   └──client close / failure──────▶ CLOSED
                         └──deny──▶ DENYING ──body done──▶ CLOSED
 
-Every move is an `Event` looked up in `_MOVES`; anything the table does not
+Every move is an `Event` looked up in `MOVES`; anything the table does not
 list is a bug in the caller (or an app breaking the ASGI order) and raises
 `ASGIProtocolError` naming the events that phase expects. ENDED is the one
 event allowed in CLOSED: the end may be noticed more than once.
@@ -42,6 +42,8 @@ from tinyws.errors import ASGIProtocolError
 class Phase(enum.Enum):
     """Where one connection is; see the module docstring."""
 
+    __hash__ = object.__hash__  # members are singletons: the C hash is right, and faster
+
     IDLE = "idle"
     HTTP = "http"
     HANDSHAKE = "handshake"
@@ -54,6 +56,8 @@ class Phase(enum.Enum):
 class Event(enum.Enum):
     """What moves a connection from one phase to the next."""
 
+    __hash__ = object.__hash__
+
     REQUEST = "a plain HTTP request head"
     UPGRADE = "a WebSocket upgrade head"
     REUSE = "the HTTP cycle done, the connection kept alive"
@@ -64,7 +68,7 @@ class Event(enum.Enum):
     ENDED = "the end of the connection"
 
 
-_MOVES: dict[Phase, dict[Event, Phase]] = {
+MOVES: dict[Phase, dict[Event, Phase]] = {
     Phase.IDLE: {
         Event.REQUEST: Phase.HTTP,
         Event.UPGRADE: Phase.HANDSHAKE,
@@ -87,7 +91,7 @@ _MOVES: dict[Phase, dict[Event, Phase]] = {
 
 def advance(phase: Phase, event: Event) -> Phase:
     """The phase after `event` in `phase`; an illegal move raises ASGIProtocolError."""
-    moves = _MOVES[phase]
+    moves = MOVES[phase]
     after = moves.get(event)
     if after is None:
         expected = ", ".join(e.name for e in moves)

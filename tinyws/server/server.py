@@ -223,7 +223,9 @@ def _show(host: str) -> str:
 
 
 def _tick(config: Config) -> float:
-    """How often the reaper looks: fine enough for the shortest timeout."""
+    """How often the reaper looks: fine enough for the shortest timeout, and at
+    least twice a second (it also starts reading WebSockets whose app neither
+    receives nor sends, so that their close frames are answered within 1 s)."""
     shortest = min(
         config.head_timeout,
         config.keepalive_timeout,
@@ -231,4 +233,4 @@ def _tick(config: Config) -> float:
         config.ws_close_timeout,
         config.ws_ping_interval or 60.0,
     )
-    return max(0.05, min(1.0, shortest / 4))
+    return max(0.05, min(0.5, shortest / 4))

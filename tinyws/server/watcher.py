@@ -23,7 +23,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-Callback = Callable[[], None]
+Callback = Callable[[], object]
 
 
 class Watcher(Protocol):

@@ -77,8 +77,8 @@ class WebSocketLink(TLSLink):
         self.streak = 0  # reads in a row without waiting
         self.broken = False  # the socket failed on a write: output is dropped
         self._watching = 0  # 1: reads watched, 2: writes watched (bits)
-        self._input_wake: Callable[[], None] | None = None
-        self._output_wake: Callable[[], None] | None = None
+        self._input_wake: Callable[[], object] | None = None
+        self._output_wake: Callable[[], object] | None = None
 
     # -- output ----------------------------------------------------------------
 
@@ -174,7 +174,7 @@ class WebSocketLink(TLSLink):
         if self.acceptor.config.access_log and core.ws_status != 101:
             self._log_handshake(scope)
         if core.phase is Phase.CLOSING and not self._watching & 1:
-            self._watch_reads()  # the queue was full; the close reply is behind it
+            self.watch_reads()  # the queue was full; the close reply is behind it
         with contextlib.suppress(ClientDisconnect):
             await self.flush(self.acceptor.config.ws_close_timeout)
         while core.phase is Phase.CLOSING:  # bounded by the core's close timeout
@@ -205,10 +205,12 @@ class WebSocketLink(TLSLink):
                 await self._fill()
         while True:
             message = core.ws_receive()
-            if not self._watching & 1 and core.phase is not Phase.CLOSED:
-                self._watch_reads()  # the queue has room again
             if message is not None:
                 return message
+            if not self._watching & 1:  # read what is there; watch only if nothing is
+                if self._on_readable(inline=True):
+                    continue
+                self.watch_reads()
             await self._input()
 
     async def _fill(self) -> None:
@@ -229,28 +231,39 @@ class WebSocketLink(TLSLink):
             self._opened()
             if self.acceptor.config.access_log:
                 self._log_handshake(scope)
+        elif self.unwatched():  # a handler that sends: read in the background from now
+            self.watch_reads()
         if core.output:
             await self.send_output(self.acceptor.config.ws_ping_timeout)
 
     def _opened(self) -> None:
+        # Reads are watched lazily: from the app's first receive() that finds
+        # nothing, its first send(), or the reaper's next tick, whichever
+        # comes first; a handshake whose close frame is already there when
+        # the app receives never registers at all.
         channel = self.core.channel
         if channel is not None and channel.compressed:
             self.recv_size = _RECV_SIZE_DEFLATE
         if self.acceptor.stopping:
             self.core.ws_shutdown()
-        self._watch_reads()
 
-    def _watch_reads(self) -> None:
+    def unwatched(self) -> bool:
+        """True for an open WebSocket nobody reads (and whose queue has room)."""
+        core = self.core
+        return not self._watching & 1 and core.phase is Phase.OPEN and not core.ws_paused()
+
+    def watch_reads(self) -> None:
         self._watching |= 1
         self.acceptor.watcher.watch_read(self.sock, self._on_readable)
 
-    def _on_readable(self) -> None:
-        """Read once: the core answers pings and closes and queues messages."""
+    def _on_readable(self, inline: bool = False) -> bool:
+        """Read once: the core answers pings and closes and queues messages.
+        False when there was nothing to read."""
         core = self.core
         try:
             data = self.sock.recv(self.recv_size)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         self.feed(data)
@@ -261,7 +274,7 @@ class WebSocketLink(TLSLink):
                 self._watching &= ~1
                 self.acceptor.watcher.unwatch_read(self.sock)
                 self.end_tls()
-                if self._input_wake is None and not self.pending:
+                if self._input_wake is None and not inline and not self.pending:
                     with contextlib.suppress(OSError):  # the app is busy: end TCP now
                         self.sock.shutdown(socket.SHUT_WR)
         elif core.ws_paused():
@@ -269,6 +282,7 @@ class WebSocketLink(TLSLink):
             self.acceptor.watcher.unwatch_read(self.sock)
         if self._input_wake is not None and (core.ws_queued() or core.phase is Phase.CLOSED):
             self._input_wake()
+        return True
 
     def _log_handshake(self, scope: Scope) -> None:
         status = self.core.ws_status

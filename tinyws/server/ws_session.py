@@ -20,7 +20,7 @@ from tinyws.errors import ASGIProtocolError, ClientDisconnect
 from tinyws.server.config import Limits
 from tinyws.server.frames import WebSocketChannel, negotiate_deflate
 from tinyws.server.heads import Offer
-from tinyws.server.phases import Event, Phase, advance
+from tinyws.server.phases import MOVES, Event, Phase, advance
 from tinyws.server.responses import (
     FORBIDDEN,
     SERVER_ERROR,
@@ -43,31 +43,38 @@ class WebSocketSession:
     #: The clock deadlines are set by (replaceable in tests).
     clock = staticmethod(time.monotonic)
 
+    # Class-level defaults: an instance pays for an attribute only once it
+    # changes (most connections never touch most of these).
+    #: Closing should be graceful: half-close, then drain what the client sends.
+    linger = False
+    #: Bytes arrived since the keepalive timer last looked.
+    heard = False
+    channel: WebSocketChannel | None = None
+    #: The handshake's answer: 101, the denial's status, 403 or 500 (0: none yet).
+    ws_status = 0
+    _offer: Offer | None = None
+    _connect_sent = False
+    _denial: tuple[int, RawHeaders, list[bytes]] | None = None
+    _inbox: deque[Message] | None = None  # created with the first data message
+    _queued = 0  # bytes in the inbox
+    _app_done = False  # ws_finish ran: nobody receives any more
+    _pinged = False
+    _farewell: Message | None = None
+
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.phase = Phase.IDLE
         #: Bytes the runtime must write, in order.
         self.output = bytearray()
-        #: Closing should be graceful: half-close, then drain what the client sends.
-        self.linger = False
         #: The current deadline (time.monotonic() seconds); see `expire`.
         self.deadline = math.inf
-        #: Bytes arrived since the keepalive timer last looked.
-        self.heard = False
-        self.channel: WebSocketChannel | None = None
-        self._offer: Offer | None = None
-        self._connect_sent = False
-        self._denial: tuple[int, RawHeaders, list[bytes]] | None = None
-        self._inbox: deque[Message] = deque()
-        self._queued = 0  # bytes in the inbox
-        self._app_done = False  # ws_finish ran: nobody receives any more
-        self._pinged = False
-        self._farewell: Message | None = None
-        #: The handshake's answer: 101, the denial's status, 403 or 500 (0: none yet).
-        self.ws_status = 0
 
     def _move(self, event: Event) -> None:
-        self.phase = advance(self.phase, event)
+        try:
+            self.phase = MOVES[self.phase][event]
+        except KeyError:
+            advance(self.phase, event)  # raises, naming what was expected
+            raise
 
     def _refuse(self, response: bytes, linger: bool = False) -> Scope | None:
         """Queue a final response and end the connection; returns None (no scope).
@@ -85,16 +92,16 @@ class WebSocketSession:
 
     def ws_receive(self) -> Message | None:
         """The next websocket.* message for the app, or None when more bytes are needed."""
-        if self.channel is not None:
-            if not self._inbox:
+        channel = self.channel
+        if channel is not None:
+            if not self._inbox and self._farewell is None:
                 self._pump()
-            if self._inbox:
-                message = self._inbox.popleft()
+            inbox = self._inbox
+            if inbox:
+                message = inbox.popleft()
                 self._queued -= _size(message)
                 return message
-            if self.channel.finished:  # the end, as often as the app asks
-                return self._farewell or self.channel.next_message()
-            return None
+            return self._farewell  # the end (as often as the app asks), or None
         if self.phase is Phase.HANDSHAKE and not self._connect_sent:
             self._connect_sent = True
             return _CONNECT
@@ -107,20 +114,25 @@ class WebSocketSession:
 
     def ws_paused(self) -> bool:
         """True when the incoming queue is full: stop reading until the app receives."""
-        return len(self._inbox) >= self.limits.max_queue or self._queued >= self.limits.max_message
+        inbox, limits = self._inbox, self.limits
+        return inbox is not None and (
+            len(inbox) >= limits.max_queue or self._queued >= limits.max_message
+        )
 
     def ws_queued(self) -> int:
         """Messages waiting for the app (its disconnect message included)."""
-        return len(self._inbox)
+        return (len(self._inbox) if self._inbox else 0) + (self._farewell is not None)
 
     def _pump(self) -> None:
         """Turn received bytes into queued messages, up to the queue's bound.
 
-        Pings and close frames are answered on the way (by the channel).
+        Pings and close frames are answered on the way (by the channel). The
+        queue is created with the first data message: the common short life
+        (accept, then the client's close) never needs one.
         """
         channel = self.channel
         assert channel is not None
-        while self.phase is not Phase.CLOSED and not self.ws_paused():
+        while self._farewell is None and not self.ws_paused():
             message = channel.next_message()
             if message is None:
                 return
@@ -130,10 +142,11 @@ class WebSocketSession:
                 # The client may still be sending: drain rather than reset,
                 # so that it gets to read our close frame.
                 self.linger = channel.failed
-            elif self._app_done:
-                continue  # the app has returned: nobody will read it
-            self._inbox.append(message)
-            self._queued += _size(message)
+            elif not self._app_done:  # after the app returned, nobody reads it
+                if self._inbox is None:
+                    self._inbox = deque()
+                self._inbox.append(message)
+                self._queued += _size(message)
 
     # -- sending -------------------------------------------------------------------
 
@@ -187,7 +200,6 @@ class WebSocketSession:
         self.channel = WebSocketChannel(
             extensions, self._buffer, self.limits.max_message, self.output
         )
-        self._buffer = b""
         self._offer = None
         self._move(Event.ACCEPT)
         self.ws_status = 101
@@ -196,7 +208,9 @@ class WebSocketSession:
         self.deadline = math.inf if interval is None else self.clock() + interval
         if self.eof:
             self.channel.receive_data(b"")
-        self._pump()
+        if self._buffer or self.eof:  # frames that came with the head
+            self._pump()
+        self._buffer = b""
 
     def _denial_body(self, message: Message) -> None:
         assert self._denial is not None
@@ -211,7 +225,7 @@ class WebSocketSession:
     def ws_finish(self, failed: bool) -> None:
         """The app returned (or raised): settle whatever it left open."""
         self._app_done = True
-        self._inbox.clear()
+        self._inbox = None
         self._queued = 0
         if self.phase is Phase.HANDSHAKE or self.phase is Phase.DENYING:
             self.ws_status = 500

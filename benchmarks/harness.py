@@ -39,6 +39,7 @@ class Launch:
 
     path: str | None = None  # set for servers that serve one path per process
     connections: int = 0  # idle connections it must hold at once (0: the defaults do)
+    tls: tuple[str, str] | None = None  # (certificate chain, private key) PEM files: wss://
 
 
 # (app "module:attr", port, launch) -> arguments after the interpreter
@@ -53,12 +54,27 @@ class Server:
     apps: tuple[str, ...] | None = None  # the apps it can serve; None: any ASGI app
     per_path: bool = False  # one process per benchmarked path, told which (floor)
     needs_loop_flag: bool = False  # only with a `tinyws serve` that has --loop
+    baseline: bool = False  # runs tinyws from the baseline tree (see set_baseline_tree)
+
+
+# Another source tree of tinyws (an earlier commit's checkout) for the
+# "-before" targets; set by the scripts' --baseline-tree option.
+_baseline_tree: list[Path] = []
+
+
+def set_baseline_tree(path: Path) -> None:
+    _baseline_tree[:] = [path.resolve()]
+
+
+def baseline_tree() -> Path | None:
+    return _baseline_tree[0] if _baseline_tree else None
 
 
 def _uvicorn(*flags: str) -> Command:
     def command(app: str, port: int, launch: Launch) -> list[str]:
         base = ["-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--loop", "asyncio"]
-        return [*base, *flags, "--log-level", "warning", "--no-access-log"]
+        tls = tls_args("uvicorn", launch)
+        return [*base, *flags, *tls, "--log-level", "warning", "--no-access-log"]
 
     return command
 
@@ -68,6 +84,7 @@ def _tinyws(*flags: str, loop: str | None = None) -> Command:
         args = ["-m", "tinyws", "serve", app, "--host", HOST, "--port", str(port), *flags]
         if loop is not None and tinyws_has_loop_flag():
             args += ["--loop", loop]
+        args += tls_args("tinyws", launch)
         if launch.connections:
             args += ["--max-connections", str(max(1000, launch.connections + 1000))]
         return args
@@ -76,14 +93,15 @@ def _tinyws(*flags: str, loop: str | None = None) -> Command:
 
 
 def _hypercorn(app: str, port: int, launch: Launch) -> list[str]:
-    return ["-m", "hypercorn", app, "--bind", f"{HOST}:{port}", "--workers", "1"]
+    tls = tls_args("hypercorn", launch)
+    return ["-m", "hypercorn", app, "--bind", f"{HOST}:{port}", "--workers", "1", *tls]
 
 
 def _granian(app: str, port: int, launch: Launch) -> list[str]:
     flags = ["--interface", "asgi", "--host", HOST, "--port", str(port), "--workers", "1"]
     if launch.connections:  # otherwise a worker holds at most backlog/workers at once
         flags += ["--backpressure", str(launch.connections + 1000)]
-    return ["-m", "granian", *flags, app]
+    return ["-m", "granian", *flags, *tls_args("granian", launch), app]
 
 
 def _floor(app: str, port: int, launch: Launch) -> list[str]:
@@ -91,10 +109,29 @@ def _floor(app: str, port: int, launch: Launch) -> list[str]:
     return [*args, "--reject"] if launch.path == "reject" else args
 
 
+TLS_FLAGS = {
+    "tinyws": ("--ssl-certfile", "--ssl-keyfile"),
+    "uvicorn": ("--ssl-certfile", "--ssl-keyfile"),
+    "hypercorn": ("--certfile", "--keyfile"),
+    "granian": ("--ssl-certificate", "--ssl-keyfile"),  # the key in PKCS#8 only
+}
+
+
+def tls_args(family: str, launch: Launch) -> list[str]:
+    if launch.tls is None:
+        return []
+    cert_flag, key_flag = TLS_FLAGS[family]
+    return [cert_flag, launch.tls[0], key_flag, launch.tls[1]]
+
+
 SERVERS: dict[str, Server] = {
     "tinyws": Server(("tinyws",), _tinyws(loop="asyncio"), "asyncio"),
     "tinyws-uvloop": Server(
         ("tinyws", "uvloop"), _tinyws(loop="uvloop"), "uvloop", needs_loop_flag=True
+    ),
+    "tinyws-before": Server(("tinyws",), _tinyws(loop="asyncio"), "asyncio", baseline=True),
+    "tinyws-before-uvloop": Server(
+        ("tinyws", "uvloop"), _tinyws(loop="uvloop"), "uvloop", needs_loop_flag=True, baseline=True
     ),
     "tinyws-trio": Server(("tinyws", "trio"), _tinyws("--backend", "trio"), "trio"),
     "uvicorn-wsproto": Server(
@@ -146,6 +183,8 @@ def unavailable(server: str, app: str) -> str | None:
     spec = SERVERS[server]
     if spec.apps is not None and app not in spec.apps:
         return f"{server} serves only the {', '.join(spec.apps)} app"
+    if spec.baseline and baseline_tree() is None:
+        return "no baseline tree given (--baseline-tree)"
     for module in spec.modules + APPS[app][1]:
         if importlib.util.find_spec(module) is None:
             return f"cannot import {module!r}"
@@ -193,7 +232,7 @@ def server_process(
     """Start (server, app) pinned to CPU 0; yield (pid, port); stop its group."""
     port = free_port()
     args = SERVERS[server].command(APPS[app][0], port, launch)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(APPS_DIR)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath(server)}
     with log.open("wb") as out:
         process = subprocess.Popen(
             pinned(0, [sys.executable, *args], taskset),
@@ -209,6 +248,14 @@ def server_process(
         yield process.pid, port
     finally:
         stop(process)
+
+
+def pythonpath(server: str) -> str:
+    """The apps, then the baseline tree for its targets (ahead of the installed tinyws)."""
+    tree = baseline_tree()
+    if SERVERS[server].baseline and tree is not None:
+        return os.pathsep.join([str(APPS_DIR), str(tree)])
+    return str(APPS_DIR)
 
 
 def wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:

@@ -300,6 +300,11 @@ def verdicts(rows: dict[Key, Row], memory: list[Memory]) -> list[Verdict]:
             rows, f"tinyws server (uvloop) vs granian, raw app, {path} C={c}",
             ("tinyws-uvloop", "raw", path, c), ("granian", "raw", path, c), 1.5,
         ))  # fmt: skip
+    out += baseline_verdicts(rows, c)
+    out.append(_ratio_verdict(
+        rows, f"tinyws server (uvloop) vs floor, raw app, accept C={c}",
+        ("tinyws-uvloop", "raw", "accept", c), ("floor", "raw", "accept", c), FLOOR_LIMIT,
+    ))  # fmt: skip
     measured = {m.server: m for m in memory}
     for server in TINYWS_SERVERS:
         if server not in measured and server != "tinyws":
@@ -311,6 +316,26 @@ def verdicts(rows: dict[Key, Row], memory: list[Memory]) -> list[Verdict]:
             continue
         kib = measured[server].per_connection_kib
         out.append(Verdict(name, f"{kib:.1f} KiB", goal, kib <= MEMORY_LIMIT_KIB))
+    return out
+
+
+FLOOR_LIMIT = 1.5  # tinyws on uvloop against a hand-written asyncio Protocol
+BASELINE_LIMIT = 1.03  # this tree against the baseline tree (--baseline-tree)
+BASELINE_PAIRS = (("tinyws", "tinyws-before"), ("tinyws-uvloop", "tinyws-before-uvloop"))
+
+
+def baseline_verdicts(rows: dict[Key, Row], c: int) -> list[Verdict]:
+    """This tree's server against the baseline tree's, when the run had one."""
+    out = []
+    for server, before in BASELINE_PAIRS:
+        if not any(key[0] == before for key in rows):
+            continue
+        for app in ("raw", "tinyws"):
+            for path in ("accept", "reject"):
+                out.append(_ratio_verdict(
+                    rows, f"{server} vs {before}, {app} app, {path} C={c}",
+                    (server, app, path, c), (before, app, path, c), BASELINE_LIMIT,
+                ))  # fmt: skip
     return out
 
 

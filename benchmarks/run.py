@@ -252,6 +252,13 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the socket-free benchmarks (core.py, app_overhead.py)",
     )
+    add(
+        "--baseline-tree",
+        metavar="DIR",
+        type=Path,
+        help="another tinyws source tree (an earlier commit's checkout): adds the targets "
+        "tinyws-before and tinyws-before-uvloop, its server on stdlib asyncio and uvloop",
+    )
     add("--out", default="docs", help="directory for benchmarks.md and benchmarks.svg")
     add("--raw", metavar="FILE", help="also write every measured run as JSON")
     add("--smoke", action="store_true", help="one quick round of a few targets into a temp dir")
@@ -268,9 +275,23 @@ def apply_smoke(opts: argparse.Namespace) -> None:
     opts.out = tempfile.mkdtemp(prefix="tinyws-smoke-")
 
 
+BASELINE_SERVERS = ("tinyws-before", "tinyws-before-uvloop")
+
+
+def apply_baseline(opts: argparse.Namespace) -> None:
+    """With --baseline-tree, its servers run first in the grid (ahead of tinyws)."""
+    if opts.baseline_tree is None:
+        return
+    if not (opts.baseline_tree / "tinyws" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline-tree: no tinyws package in {opts.baseline_tree}")
+    harness.set_baseline_tree(opts.baseline_tree)
+    extra = [name for name in BASELINE_SERVERS if name not in opts.servers]
+    opts.servers = extra + list(opts.servers)
+
+
 def shown_command(argv: list[str]) -> str:
     """The command line for the report, without where it wrote (``--raw``, ``--out``)."""
-    hidden = ("--raw", "--out")
+    hidden = ("--raw", "--out", "--baseline-tree")  # machine paths
     shown = [a for i, a in enumerate(argv) if not {a, argv[i - 1] if i else ""} & set(hidden)]
     return " ".join(["python benchmarks/run.py", *shown])
 
@@ -279,6 +300,7 @@ def main(argv: list[str]) -> int:
     opts = make_parser().parse_args(argv)
     if opts.smoke:
         apply_smoke(opts)
+    apply_baseline(opts)
     opts.taskset = harness.find_taskset()
     started = time.monotonic()
     outcome = run_suite(select_targets(opts), opts)

@@ -279,3 +279,55 @@ def test_spread_note_gives_the_median_round_to_round_spread() -> None:
 def test_the_shown_command_leaves_out_where_it_wrote() -> None:
     argv = ["--rounds", "5", "--out", "somewhere", "--raw", "runs.json", "-n", "100"]
     assert run.shown_command(argv) == "python benchmarks/run.py --rounds 5 -n 100"
+
+
+def test_a_baseline_tree_adds_its_targets_and_runs_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness, "_baseline_tree", [])
+    assert harness.unavailable("tinyws-before", "raw") == "no baseline tree given (--baseline-tree)"
+    opts = run.make_parser().parse_args(["--baseline-tree", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no tinyws package"):
+        run.apply_baseline(opts)
+    (tmp_path / "tinyws").mkdir()
+    (tmp_path / "tinyws" / "__init__.py").write_text("")
+    run.apply_baseline(opts)
+    assert opts.servers[:2] == ["tinyws-before", "tinyws-before-uvloop"]
+    targets = {(t.server, t.app) for t in run.select_targets(opts)}
+    assert {("tinyws-before", "raw"), ("tinyws-before-uvloop", "tinyws")} <= targets
+    assert harness.unavailable("tinyws-before", "raw") is None
+    entries = harness.pythonpath("tinyws-before").split(os.pathsep)
+    assert entries == [str(harness.APPS_DIR), str(tmp_path.resolve())]
+    assert harness.pythonpath("tinyws") == str(harness.APPS_DIR)
+    shown = run.shown_command(["--baseline-tree", str(tmp_path), "--rounds", "3"])
+    assert shown == "python benchmarks/run.py --rounds 3"
+
+
+def test_tls_options_per_server() -> None:
+    launch = harness.Launch(tls=("chain.pem", "key.pem"))
+    for server, cert_flag in [
+        ("tinyws", "--ssl-certfile"), ("uvicorn", "--ssl-certfile"),
+        ("hypercorn", "--certfile"), ("granian", "--ssl-certificate"),
+    ]:  # fmt: skip
+        args = harness.SERVERS[server].command("raw:app", 1, launch)
+        assert args[args.index(cert_flag) + 1] == "chain.pem"
+        assert "key.pem" in args
+        assert "chain.pem" not in harness.SERVERS[server].command("raw:app", 1, harness.Launch())
+
+
+def test_baseline_and_floor_verdicts() -> None:
+    rows = {
+        ("tinyws", "raw", "accept", 32): row(102.0),
+        ("tinyws-before", "raw", "accept", 32): row(100.0),
+        ("tinyws", "tinyws", "accept", 32): row(110.0),
+        ("tinyws-before", "tinyws", "accept", 32): row(100.0),
+        ("tinyws-uvloop", "raw", "accept", 32): row(160.0),
+        ("floor", "raw", "accept", 32): row(100.0),
+    }
+    found = {v.target: v for v in render.verdicts(rows, [])}
+    assert found["tinyws vs tinyws-before, raw app, accept C=32"].met is True
+    assert found["tinyws vs tinyws-before, tinyws app, accept C=32"].met is False
+    assert found["tinyws vs tinyws-before, raw app, reject C=32"].met is None
+    assert not [name for name in found if "tinyws-before-uvloop" in name]  # not in this run
+    floor = found["tinyws server (uvloop) vs floor, raw app, accept C=32"]
+    assert (floor.measured, floor.met) == ("1.60", False)

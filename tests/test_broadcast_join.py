@@ -157,8 +157,10 @@ async def test_a_slow_member_is_closed_with_1013_while_readers_get_every_message
     ended: dict[str, anyio.Event] = {"slow": anyio.Event()}
     sent = [f"{i} {PAYLOAD}" for i in range(MESSAGES)]
     got: list[list[str]] = [[], [], []]
+    # The slow client catches up only after its eviction; on a busy machine that can
+    # take longer than the default close timeout, which would end it with 1006.
     async with (
-        running(room_app(hub, ended), lifespan="on") as server,
+        running(room_app(hub, ended), lifespan="on", ws_close_timeout=60.0) as server,
         contextlib.AsyncExitStack() as clients,
     ):
         readers = [await reader(server, "/rooms/a") for _ in range(3)]

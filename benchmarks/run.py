@@ -289,11 +289,27 @@ def apply_baseline(opts: argparse.Namespace) -> None:
     opts.servers = extra + list(opts.servers)
 
 
-def shown_command(argv: list[str]) -> str:
-    """The command line for the report, without where it wrote (``--raw``, ``--out``)."""
-    hidden = ("--raw", "--out", "--baseline-tree")  # machine paths
+def shown_command(argv: list[str], baseline: str | None = None) -> str:
+    """The command line for the report, without this machine's paths (``--out`` ...)."""
+    hidden = ("--raw", "--out", "--baseline-tree")
     shown = [a for i, a in enumerate(argv) if not {a, argv[i - 1] if i else ""} & set(hidden)]
+    if baseline is not None:
+        shown += ["--baseline-tree", f"<checkout of {baseline}>"]
     return " ".join(["python benchmarks/run.py", *shown])
+
+
+def tree_commit(tree: Path) -> str:
+    """The baseline tree's commit, short, for the report; "a tinyws tree" when unknown."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "a tinyws tree"
+    return done.stdout.decode().strip() if done.returncode == 0 else "a tinyws tree"
 
 
 def main(argv: list[str]) -> int:
@@ -302,7 +318,7 @@ def main(argv: list[str]) -> int:
         apply_smoke(opts)
     apply_baseline(opts)
     opts.taskset = harness.find_taskset()
-    started = time.monotonic()
+    started, tree = time.monotonic(), opts.baseline_tree
     outcome = run_suite(select_targets(opts), opts)
     if not opts.no_memory:
         run_memory(outcome, opts)
@@ -310,7 +326,7 @@ def main(argv: list[str]) -> int:
         run_socket_free(outcome, opts)
     servers = set(opts.servers) | (set() if opts.no_memory else set(opts.memory_servers))
     meta = render.Meta(
-        shown_command(argv),
+        shown_command(argv, None if tree is None else tree_commit(tree)),
         pinned=opts.taskset is not None,
         rounds=opts.rounds,
         n=opts.n,

@@ -299,8 +299,9 @@ def test_a_baseline_tree_adds_its_targets_and_runs_from_it(
     entries = harness.pythonpath("tinyws-before").split(os.pathsep)
     assert entries == [str(harness.APPS_DIR), str(tmp_path.resolve())]
     assert harness.pythonpath("tinyws") == str(harness.APPS_DIR)
-    shown = run.shown_command(["--baseline-tree", str(tmp_path), "--rounds", "3"])
-    assert shown == "python benchmarks/run.py --rounds 3"
+    shown = run.shown_command(["--baseline-tree", str(tmp_path), "--rounds", "3"], "76258b9")
+    assert shown == "python benchmarks/run.py --rounds 3 --baseline-tree <checkout of 76258b9>"
+    assert run.tree_commit(tmp_path) == "a tinyws tree"  # not a git checkout
 
 
 def test_tls_options_per_server() -> None:

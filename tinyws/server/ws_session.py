@@ -225,8 +225,9 @@ class WebSocketSession:
     def ws_finish(self, failed: bool) -> None:
         """The app returned (or raised): settle whatever it left open."""
         self._app_done = True
-        self._inbox = None
-        self._queued = 0
+        if self._inbox is not None:
+            self._inbox = None
+            self._queued = 0
         if self.phase is Phase.HANDSHAKE or self.phase is Phase.DENYING:
             self.ws_status = 500
             self._refuse(SERVER_ERROR())

@@ -216,3 +216,20 @@ def test_after_the_app_returned_queued_messages_are_dropped_not_kept() -> None:
     assert conn.phase is Phase.CLOSING
     conn.receive_data(client.send(TextMessage(data="c")))
     assert not conn.ws_paused()
+
+
+def test_a_failure_behind_unread_messages_closes_after_the_apps_answer() -> None:
+    # Autobahn 3.2: a good message, then a frame with RSV bits set, arriving together.
+    conn, client = opened()
+    bad = bytearray(client.send(TextMessage(data="bad")))
+    bad[0] |= 0x20  # RSV2
+    conn.receive_data(client.send(TextMessage(data="good")) + bytes(bad))
+    assert conn.take_output() == b""  # nothing yet: the app has not read "good"
+    assert conn.ws_receive() == {"type": "websocket.receive", "text": "good"}
+    conn.ws_send({"type": "websocket.send", "text": "good"})  # the echo goes first
+    client.receive_data(conn.take_output())
+    events = list(client.events())
+    assert isinstance(events[0], TextMessage) and events[0].data == "good"
+    assert isinstance(events[1], CloseConnection) and events[1].code == 1002
+    message = conn.ws_receive()
+    assert message is not None and message["code"] == 1002

@@ -72,8 +72,10 @@ class WebSocketChannel:
         "_ws",
         "close_code",
         "compressed",
+        "deferred",
         "failed",
         "finished",
+        "hold",
     )
 
     def __init__(
@@ -92,6 +94,11 @@ class WebSocketChannel:
         #: Ended by a protocol failure (1002, 1007, 1009 ...) rather than a close handshake.
         self.failed = False
         self.close_code: int | None = None
+        #: A failure's close frame, held while the app still has messages to
+        #: read and answer (it goes out after them: `send_deferred`).
+        self.deferred: tuple[int, str] | None = None
+        #: Set by the session while the app has unread messages.
+        self.hold = False
 
     @property
     def closing(self) -> bool:
@@ -130,7 +137,9 @@ class WebSocketChannel:
 
     def send(self, message: Message) -> None:
         """Frame one websocket.send or websocket.close from the app."""
-        if self.finished or self._wsproto().state is not ConnectionState.OPEN:
+        if self.finished and not self.deferred:
+            return  # closed: late sends are dropped
+        if self._wsproto().state is not ConnectionState.OPEN:
             return  # closing or closed: late sends are dropped
         ws = self._wsproto()
         if message["type"] == "websocket.close":
@@ -146,6 +155,13 @@ class WebSocketChannel:
         """Start the closing handshake (a no-op if it already started)."""
         if not self.finished and self._wsproto().state is ConnectionState.OPEN:
             self._out += self._wsproto().send(CloseConnection(code=code, reason=reason))
+
+    def send_deferred(self) -> None:
+        """Send a failure's held close frame now."""
+        if self.deferred is not None and self._wsproto().state is ConnectionState.OPEN:
+            code, reason = self.deferred
+            self._out += self._wsproto().send(CloseConnection(code=code, reason=reason))
+        self.deferred = None
 
     def ping(self, payload: bytes = b"") -> None:
         if not self.finished and self._wsproto().state is ConnectionState.OPEN:
@@ -223,7 +239,10 @@ class WebSocketChannel:
     def _fail(self, code: int, reason: str) -> Message:
         """Fail the connection (RFC 6455 §7.1.7): send a close frame, then drop TCP."""
         if code != ABNORMAL:
-            self.close(code, reason)
+            if self.hold:
+                self.deferred = (code, reason)
+            else:
+                self.close(code, reason)
         self.finished = self.failed = True
         self.close_code = code
         self._parts = []

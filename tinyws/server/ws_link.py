@@ -6,10 +6,9 @@ app's `send()` awaits: it returns while `pending` is under the high-water
 mark and otherwise waits for the socket to drain (bounded by the ping
 timeout: a client that takes nothing for that long is dropped).
 
-Input after the 101: `_on_readable` is called by the watcher whenever the
-socket is readable, whatever the app is doing. It feeds the core, which
-answers pings and close frames and queues messages; it stops watching while
-that queue is full (the app's next receive resumes it) and after the end.
+Input after the 101: `_on_readable` (called by the watcher whenever the socket
+is readable, whatever the app does) feeds the core, which answers pings and
+closes and queues messages; no watching while that queue is full, or after.
 """
 
 from __future__ import annotations
@@ -205,6 +204,8 @@ class WebSocketLink(TLSLink):
                 await self._fill()
         while True:
             message = core.ws_receive()
+            if core.output:  # a failure's close frame, held until now
+                self.queue_write(core.take_output())
             if message is not None:
                 return message
             if not self._watching & 1:  # read what is there; watch only if nothing is
@@ -238,9 +239,8 @@ class WebSocketLink(TLSLink):
 
     def _opened(self) -> None:
         # Reads are watched lazily: from the app's first receive() that finds
-        # nothing, its first send(), or the reaper's next tick, whichever
-        # comes first; a handshake whose close frame is already there when
-        # the app receives never registers at all.
+        # nothing, its first send() or the reaper's next tick (a handshake
+        # whose close frame is there when the app receives never registers).
         channel = self.core.channel
         if channel is not None and channel.compressed:
             self.recv_size = _RECV_SIZE_DEFLATE

@@ -101,6 +101,8 @@ class WebSocketSession:
                 message = inbox.popleft()
                 self._queued -= _size(message)
                 return message
+            if channel.deferred:
+                channel.send_deferred()
             return self._farewell  # the end (as often as the app asks), or None
         if self.phase is Phase.HANDSHAKE and not self._connect_sent:
             self._connect_sent = True
@@ -133,6 +135,9 @@ class WebSocketSession:
         channel = self.channel
         assert channel is not None
         while self._farewell is None and not self.ws_paused():
+            # A failure behind unread messages closes after the app's answers
+            # to them (Autobahn's strict order), not before.
+            channel.hold = bool(self._inbox)
             message = channel.next_message()
             if message is None:
                 return
@@ -157,10 +162,13 @@ class WebSocketSession:
         elif self.phase is Phase.DENYING and kind == "websocket.http.response.body":
             self._denial_body(message)
         elif self.channel is not None and kind in ("websocket.send", "websocket.close"):
-            if self.channel.finished or self.eof:  # eof: the TCP connection ended
-                code = self.channel.close_code or 1006
+            channel = self.channel
+            if (channel.finished and not channel.deferred) or self.eof:  # eof: TCP ended
+                code = channel.close_code or 1006
                 raise ClientDisconnect(f"the WebSocket is closed ({code})")
-            self.channel.send(message)
+            channel.send(message)
+            if channel.deferred and not self._inbox:
+                channel.send_deferred()
             self._closing()
         elif self.phase is Phase.CLOSED and kind in ("websocket.send", "websocket.close"):
             raise ClientDisconnect("the WebSocket is closed")
@@ -225,6 +233,8 @@ class WebSocketSession:
     def ws_finish(self, failed: bool) -> None:
         """The app returned (or raised): settle whatever it left open."""
         self._app_done = True
+        if self.channel is not None and self.channel.deferred:
+            self.channel.send_deferred()
         if self._inbox is not None:
             self._inbox = None
             self._queued = 0

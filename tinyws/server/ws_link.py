@@ -19,7 +19,6 @@ import math
 import socket
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -54,6 +53,7 @@ class WebSocketLink(TLSLink):
         "core",
         "pending",
         "recv_size",
+        "scope",
         "sock",
         "streak",
         "tls",
@@ -161,35 +161,32 @@ class WebSocketLink(TLSLink):
     async def websocket(self, scope: Scope) -> None:
         core = self.core
         failed = False
-        start = time.monotonic()
+        self.scope = scope
+        logged = self.acceptor.config.access_log
+        start = time.monotonic() if logged else 0.0
         try:
-            await self.acceptor.app(scope, self._ws_receive, partial(self._ws_send, scope=scope))
+            await self.acceptor.app(scope, self._ws_receive, self._ws_send)
         except ClientDisconnect:
             pass
         except Exception:
             failed = True
             logger.exception("exception in ASGI app (WebSocket %s)", scope["path"])
         core.ws_finish(failed)
-        if self.acceptor.config.access_log and core.ws_status != 101:
-            self._log_handshake(scope)
+        if logged and core.ws_status not in (0, 101):
+            self._log(scope, "%d", core.ws_status)
         if core.phase is Phase.CLOSING and not self._watching & 1:
             self.watch_reads()  # the queue was full; the close reply is behind it
-        with contextlib.suppress(ClientDisconnect):
-            await self.flush(self.acceptor.config.ws_close_timeout)
+        if core.output or self.pending:
+            with contextlib.suppress(ClientDisconnect):
+                await self.flush(self.acceptor.config.ws_close_timeout)
         while core.phase is Phase.CLOSING:  # bounded by the core's close timeout
             await self._input()
         if self._watching & 1:
             self._watching &= ~1
             self.acceptor.watcher.unwatch_read(self.sock)
-        if self.acceptor.config.access_log and core.channel is not None:
-            code = core.channel.close_code or 1006
-            access_logger.info(
-                '%s - "WebSocket %s" closed %d after %.3fs',
-                client_of(scope),
-                target_of(scope),
-                code,
-                time.monotonic() - start,
-            )
+        if logged and core.channel is not None:
+            elapsed = time.monotonic() - start
+            self._log(scope, "closed %d after %.3fs", core.channel.close_code or 1006, elapsed)
 
     async def _ws_receive(self) -> Message:
         core = self.core
@@ -225,15 +222,14 @@ class WebSocketLink(TLSLink):
         finally:
             self._input_wake = None
 
-    async def _ws_send(self, message: Message, scope: Scope) -> None:
+    async def _ws_send(self, message: Message) -> None:
         core = self.core
         core.ws_send(message)
-        if message["type"] == "websocket.accept" and core.phase is Phase.OPEN:
-            self._opened()
-            if self.acceptor.config.access_log:
-                self._log_handshake(scope)
-        elif self.unwatched():  # a handler that sends: read in the background from now
-            self.watch_reads()
+        if core.phase is Phase.OPEN:
+            if message["type"] == "websocket.accept":
+                self._opened()
+            elif not self._watching & 1 and not core.ws_paused():
+                self.watch_reads()  # a handler that sends: read in the background from now
         if core.output:
             await self.send_output(self.acceptor.config.ws_ping_timeout)
 
@@ -246,6 +242,8 @@ class WebSocketLink(TLSLink):
             self.recv_size = _RECV_SIZE_DEFLATE
         if self.acceptor.stopping:
             self.core.ws_shutdown()
+        if self.acceptor.config.access_log:
+            self._log(self.scope, "101")
 
     def unwatched(self) -> bool:
         """True for an open WebSocket nobody reads (and whose queue has room)."""
@@ -284,10 +282,8 @@ class WebSocketLink(TLSLink):
             self._input_wake()
         return True
 
-    def _log_handshake(self, scope: Scope) -> None:
-        status = self.core.ws_status
-        if status:
-            access_logger.info('%s - "WebSocket %s" %d', client_of(scope), target_of(scope), status)
+    def _log(self, scope: Scope, what: str, *args: object) -> None:
+        access_logger.info('%s - "WebSocket %s" ' + what, client_of(scope), target_of(scope), *args)
 
 
 def client_of(scope: Scope) -> str:

@@ -110,9 +110,8 @@ class ServerConnection(WebSocketSession):
     def expire(self, now: float) -> bool:
         """The deadline passed: True when the connection should be dropped.
 
-        An open WebSocket that was heard from since the last look gets a new
-        interval; one that was not gets a ping (in `output`) and
-        `ping_timeout` to answer. Anything else waited too long.
+        An open WebSocket heard from since the last look gets a new interval;
+        one that was not gets a ping (in `output`). Anything else waited too long.
         """
         if self.phase is Phase.OPEN:
             return self._keepalive(now)

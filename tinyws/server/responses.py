@@ -50,7 +50,7 @@ def accept_response(
 ) -> bytes:
     """The 101 that accepts a WebSocket."""
     parts = [_ACCEPT_HEAD, accept_key(key), b"\r\n"]
-    if not headers or not _has_date(headers):  # the app's own Date wins
+    if not headers or b"date" not in [n for n, _ in headers]:  # the app's own Date wins
         parts += [b"date: ", http_date(), b"\r\n"]
     if subprotocol is not None:
         parts += [b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n"]
@@ -88,8 +88,9 @@ def denial_response(status: int, headers: RawHeaders, body: bytes) -> bytes:
     (replacing any the app gave) and closes the connection afterwards.
     """
     kept = [(n, v) for n, v in headers if n not in _FRAMING]
+    dated = b"date" not in [n for n, _ in kept]  # the app's own Date wins
     kept += [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
-    return response_head(status, kept, dated=not _has_date(kept)) + body
+    return response_head(status, kept, dated=dated) + body
 
 
 class Canned:
@@ -127,10 +128,6 @@ def check_header(name: bytes, value: bytes) -> None:
     """Refuse header names and values that could split the response."""
     if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
         raise ValueError(f"invalid response header {name!r}: {value!r}")
-
-
-def _has_date(headers: RawHeaders) -> bool:
-    return any(name == b"date" for name, _ in headers)
 
 
 def _error_headers(body: bytes, extra: RawHeaders | None) -> RawHeaders:

@@ -118,13 +118,15 @@ class WebSocketLink(TLSLink):
     async def send_output(self, timeout: float | None) -> None:
         """Queue the core's output; wait while too much of it is unsent."""
         self.queue_write(self.core.take_output())
-        await self._drain(self.acceptor.config.ws_write_high_water, timeout)
+        if self.pending or self.broken:
+            await self._drain(self.acceptor.config.ws_write_high_water, timeout)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Write everything (the connection is about to end or be reused)."""
         if self.core.output:
             self.queue_write(self.core.take_output())
-        await self._drain(0, timeout)
+        if self.pending or self.broken:
+            await self._drain(0, timeout)
 
     async def _drain(self, limit: int, timeout: float | None) -> None:
         while len(self.pending) > limit:

@@ -79,9 +79,11 @@ def _uvicorn(*flags: str) -> Command:
     return command
 
 
-def _tinyws(*flags: str, loop: str | None = None) -> Command:
+def _tinyws(*flags: str, loop: str | None = None, baseline: bool = False) -> Command:
     def command(app: str, port: int, launch: Launch) -> list[str]:
         args = ["-m", "tinyws", "serve", app, "--host", HOST, "--port", str(port), *flags]
+        if tinyws_has_flag("--no-access-log", baseline):  # as uvicorn runs here: no log I/O
+            args.append("--no-access-log")
         if loop is not None and tinyws_has_loop_flag():
             args += ["--loop", loop]
         args += tls_args("tinyws", launch)
@@ -129,9 +131,15 @@ SERVERS: dict[str, Server] = {
     "tinyws-uvloop": Server(
         ("tinyws", "uvloop"), _tinyws(loop="uvloop"), "uvloop", needs_loop_flag=True
     ),
-    "tinyws-before": Server(("tinyws",), _tinyws(loop="asyncio"), "asyncio", baseline=True),
+    "tinyws-before": Server(
+        ("tinyws",), _tinyws(loop="asyncio", baseline=True), "asyncio", baseline=True
+    ),
     "tinyws-before-uvloop": Server(
-        ("tinyws", "uvloop"), _tinyws(loop="uvloop"), "uvloop", needs_loop_flag=True, baseline=True
+        ("tinyws", "uvloop"),
+        _tinyws(loop="uvloop", baseline=True),
+        "uvloop",
+        needs_loop_flag=True,
+        baseline=True,
     ),
     "tinyws-trio": Server(("tinyws", "trio"), _tinyws("--backend", "trio"), "trio"),
     "uvicorn-wsproto": Server(
@@ -157,19 +165,28 @@ APPS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-@functools.cache
 def tinyws_has_loop_flag() -> bool:
     """Whether this tinyws's ``serve`` takes ``--loop`` (it has not always)."""
+    return tinyws_has_flag("--loop")
+
+
+@functools.cache
+def tinyws_has_flag(flag: str, baseline: bool = False) -> bool:
+    """Whether ``tinyws serve`` (this tree's, or the baseline tree's) takes ``flag``."""
+    tree = baseline_tree() if baseline else None
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else None
     try:
         done = subprocess.run(
             [sys.executable, "-m", "tinyws", "serve", "--help"],
             capture_output=True,
+            cwd=APPS_DIR,
+            env=env,
             timeout=30,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return b"--loop" in done.stdout
+    return flag.encode() in done.stdout
 
 
 def serves(server: str, app: str) -> bool:

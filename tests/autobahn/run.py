@@ -44,10 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing is not None:
         print(f"server {args.server!r} not installed: cannot import {missing!r}", file=sys.stderr)
         return 2
+    if args.backend is not None and args.server != "tinyws":
+        print("--backend applies to the tinyws server only", file=sys.stderr)
+        return 2
     batches = _batches(args)
-    outdir = Path(args.outdir) if args.outdir else ROOT / "reports" / "autobahn" / args.server
+    label = args.server if args.backend is None else f"{args.server}-{args.backend}"
+    outdir = Path(args.outdir) if args.outdir else ROOT / "reports" / "autobahn" / label
+    extra = [] if args.backend is None else ["--backend", args.backend]
     results: Index = {}
-    with run_server(args.server, args.app) as server:
+    with run_server(args.server, args.app, extra) as server:
         for name, cases, parallelism in batches:
             address = f"{server.address[0]}:{server.port}"
             results.update(_run_kosoku(address, cases, parallelism, outdir / name))
@@ -66,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="tinyws", choices=sorted(SERVERS))
     parser.add_argument("--app", default="tests.apps.echo:app", help="module:attr to serve")
+    parser.add_argument(
+        "--backend", choices=("asyncio", "trio"), help="tinyws serve --backend (tinyws only)"
+    )
     parser.add_argument(
         "--full", action="store_true", help="every case, the compression groups 12 and 13 too"
     )

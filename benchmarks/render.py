@@ -301,10 +301,11 @@ def verdicts(rows: dict[Key, Row], memory: list[Memory]) -> list[Verdict]:
             ("tinyws-uvloop", "raw", path, c), ("granian", "raw", path, c), 1.5,
         ))  # fmt: skip
     out += baseline_verdicts(rows, c)
-    out.append(_ratio_verdict(
-        rows, f"tinyws server (uvloop) vs floor, raw app, accept C={c}",
-        ("tinyws-uvloop", "raw", "accept", c), ("floor", "raw", "accept", c), FLOOR_LIMIT,
-    ))  # fmt: skip
+    for path in ("accept", "reject"):
+        out.append(_ratio_verdict(
+            rows, f"tinyws server (uvloop) vs floor, raw app, {path} C={c}",
+            ("tinyws-uvloop", "raw", path, c), ("floor", "raw", path, c), FLOOR_LIMIT,
+        ))  # fmt: skip
     measured = {m.server: m for m in memory}
     for server in TINYWS_SERVERS:
         if server not in measured and server != "tinyws":

@@ -332,3 +332,31 @@ def test_baseline_and_floor_verdicts() -> None:
     assert not [name for name in found if "tinyws-before-uvloop" in name]  # not in this run
     floor = found["tinyws server (uvloop) vs floor, raw app, accept C=32"]
     assert (floor.measured, floor.met) == ("1.60", False)
+
+
+@pytest.mark.parametrize("key", ["ecdsa", "rsa"])
+def test_wss_certificates_load_and_the_key_is_pkcs8(tmp_path: Path, key: str) -> None:
+    import ssl
+
+    import wss_run
+
+    certs = wss_run.make_certs(key, tmp_path)
+    assert Path(certs.key).read_text().startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(certs.chain, certs.key)
+    client = ssl.create_default_context(cafile=certs.ca)
+    assert client.cert_store_stats()["x509_ca"] == 1
+
+
+def test_wss_summary_gives_medians_and_spread() -> None:
+    import wss_run
+
+    def one(cpu: float, rnd: int) -> dict[str, object]:
+        return {"server": "tinyws", "key": "rsa", "path": "accept", "cpu_us": cpu,
+                "rate": 100.0, "errors": {} if rnd else {"timeout": 1}, "round": rnd}  # fmt: skip
+
+    floor = {"key": "rsa", "server": "ssl", "server_cpu_us_per_handshake": 900.0}
+    found = {"runs": [one(1000.0, 0), one(1200.0, 1), one(1500.0, 2)], "floor": [floor]}
+    lines = wss_run.summary(found)
+    assert "| tinyws | rsa | accept | 1200 | 1.50 | 100 | 1/3 |" in lines
+    assert "| tls_floor.py (ssl, C=1) | rsa | handshake | 900 | 1.00 | — | — |" in lines

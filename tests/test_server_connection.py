@@ -108,7 +108,20 @@ def test_upgrade_validation() -> None:
         assert b"\r\nsec-websocket-version: 13\r\n" in refusal
 
 
-@pytest.mark.parametrize("key", [b"", b"short", b"!" * 24, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"",
+        b"short",
+        b"!" * 24,
+        b"AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        b"A" * 24,  # 18 bytes
+        b"A" * 23 + b"=",  # 17 bytes
+        b"A" * 21 + b"===",
+        b"A" * 20 + b"=A==",
+        b"A" * 21 + b"-==",  # base64url, not base64
+    ],
+)
 def test_invalid_key_is_400(key: bytes) -> None:
     conn = fed(UPGRADE.replace(KEY, key))
     assert conn.next_request() is None

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from email.utils import parsedate_to_datetime
 
+import anyio
 import pytest
 
 from tests.server_helpers import connect, read_response, running, upgrade_head
 from tinyws.server.config import Limits
 from tinyws.server.connection import ServerConnection
-from tinyws.server.responses import FORBIDDEN, Canned, http_date
+from tinyws.server.responses import FORBIDDEN, Canned, http_date, refresh_date
 from tinyws.types import Message, Receive, Scope, Send
 
 UPGRADE = upgrade_head("/ws").replace(b"Host: test", b"Host: server")
@@ -43,6 +44,7 @@ def assert_dated(response: bytes, status: int) -> None:
 
 
 def core() -> ServerConnection:
+    refresh_date()  # the runtime's tick, which the sans-IO core relies on
     return ServerConnection(Limits(max_header=1024), ("127.0.0.1", 5000), ("127.0.0.1", 80))
 
 
@@ -102,13 +104,17 @@ def test_an_app_date_on_a_denial_is_kept_not_doubled() -> None:
 
 def test_canned_responses_get_the_current_date(monkeypatch: pytest.MonkeyPatch) -> None:
     first = FORBIDDEN()
-    assert FORBIDDEN() is first  # encoded once within a second
+    assert FORBIDDEN() is first  # encoded once per date
     later = time.time() + 3600
     monkeypatch.setattr(time, "time", lambda: later)
+    assert FORBIDDEN() is first  # the date moves with the runtime's tick only
+    refresh_date()
     renewed = FORBIDDEN()
     assert date_of(renewed) == int(later)
     assert renewed.replace(http_date(), b"") == first.replace(date_line(first), b"")
     assert Canned(403)() == renewed
+    monkeypatch.undo()
+    refresh_date()  # the tests after this one see today's date again
 
 
 def date_line(response: bytes) -> bytes:
@@ -168,3 +174,19 @@ async def test_503_at_the_connection_cap_is_dated() -> None:
         assert (await read_response(holder)).startswith(b"HTTP/1.1 101 ")
         async with await connect(server) as refused:
             assert_dated(await read_response(refused), 503)
+
+
+@pytest.mark.anyio
+async def test_the_date_follows_the_clock_on_a_running_server() -> None:
+    # The runtime's timer renews the value; a server that stopped doing so
+    # would keep answering with the date it started with.
+    async with running(handshake_app) as server:
+        answers = []
+        for _ in range(2):
+            async with await connect(server) as stream:
+                await stream.send(upgrade_head("/deny"))
+                answers.append(await read_response(stream))
+            await anyio.sleep(1.6)
+    first, second = (date_of(answer) for answer in answers)
+    assert 1 <= second - first <= 3
+    assert_dated(answers[1], 401)

@@ -26,7 +26,7 @@ from tinyws.readiness import native_waiters
 from tinyws.server.config import Config
 from tinyws.server.connection import ServerConnection
 from tinyws.server.peer import Peer
-from tinyws.server.responses import OVERLOADED
+from tinyws.server.responses import OVERLOADED, refresh_date
 from tinyws.server.tls import TLSLayer
 from tinyws.server.watcher import make_watcher
 from tinyws.types import ASGIApp
@@ -134,8 +134,9 @@ class Acceptor:
         return spawn
 
     async def reaper(self, tick: float) -> None:
-        """One task for every timeout of every connection."""
+        """One task for every timeout of every connection (and the Date header's clock)."""
         while True:
+            refresh_date()
             await anyio.sleep(tick)
             now = time.monotonic()
             for peer in list(self.peers):

@@ -52,10 +52,12 @@ class ServerConnection(WebSocketSession):
         server: tuple[str, int] | None,
         lifespan_state: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(limits)
+        self.limits = limits
         self.client = client
         self.server = server
         self.lifespan_state = lifespan_state
+        self.phase = Phase.IDLE
+        self.output = bytearray()
         self._buffer = b""
         self.deadline = self.clock() + limits.head_timeout
 

@@ -1,35 +1,28 @@
 """Request heads: the fast parser for plain upgrade heads and the RFC 6455
 checks of an upgrade (the responses are in `responses.py`).
 
-Parsing a WebSocket upgrade head with h11 costs about eight times as much as
-one strict regex per line. So heads are first offered to `parse_plain_head`,
-which accepts only the boring shape every WebSocket client sends (GET, origin
-form, HTTP/1.1, one Host, no body headers, nothing folded, no bare CR or LF)
-and returns None for anything else; h11 then parses the head properly, so an
-unusual head is never misread, only parsed more slowly.
+Parsing a WebSocket upgrade head with h11 costs several times as much as
+splitting it with bytes methods, which run in C. So heads are first offered
+to `parse_plain_head`, which accepts only the boring shape every WebSocket
+client sends (GET, origin form, HTTP/1.1, one Host, no body headers, nothing
+folded, no bare CR or LF, no control characters) and returns None for
+anything else; h11 then parses the head properly, so an unusual head is
+never misread, only parsed more slowly. (A regex per line was the first
+version: about 2.5 times slower, and quadratic on runs of spaces until its
+pattern was made unambiguous.)
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from dataclasses import dataclass
 
 from tinyws.server.responses import VERSION_REFUSAL, RawHeaders, error_response
 
-_REQUEST_LINE = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
-# One header line: a token name, then a value of anything but control
-# characters (HTAB allowed) that starts and ends with a visible character, so
-# that the optional whitespace around it is never ambiguous (an ambiguous
-# split made the match quadratic in a run of spaces inside a value). CR and
-# LF are control characters: a bare one sends the head to h11.
-_FIELD = (
-    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*"
-    rb"((?:[^\x00-\x20\x7f](?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)?)[ \t]*\r\n"
-)
-_HEADER_LINE = re.compile(_FIELD)
-_HEADER_BLOCK = re.compile(b"(?:" + _FIELD + b")*")
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# What a field line may hold (RFC 9110 §5.5): HTAB, SP, visible ASCII, obs-text.
+# Deleting these from a head leaves its line breaks and any control character.
+_LINE_CHARS = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 
 
 @dataclass(slots=True)
@@ -57,28 +50,42 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
     Returns None whenever the head is not the plain kind (or not a WebSocket
     upgrade), so that h11 decides.
     """
-    line_end = head.find(b"\r\n")
-    match = _REQUEST_LINE.fullmatch(head, 0, line_end) if line_end > 0 else None
-    if match is None:
+    # Plain HTTP goes straight to h11 (and so does an "UPGRADE:" in capitals:
+    # declining is always safe).
+    if b"pgrade:" not in head:
         return None
-    block = head[line_end + 2 :] + b"\r\n"
-    if _HEADER_BLOCK.fullmatch(block) is None:
+    lines = head.split(b"\r\n")
+    # Only the CRLFs between lines may be left: no bare CR or LF, no control byte.
+    if len(head.translate(None, _LINE_CHARS)) != 2 * len(lines) - 2:
+        return None
+    request_line = lines[0]
+    if not (request_line.startswith(b"GET /") and request_line.endswith(b" HTTP/1.1")):
+        return None
+    target = request_line[4:-9]
+    if b" " in target or b"\t" in target or not target.isascii():
         return None
     headers: RawHeaders = []
+    names = []
     hosts = 0
     upgrade = False
-    for raw_name, value in _HEADER_LINE.findall(block):
+    for line in lines[1:]:
+        raw_name, colon, value = line.partition(b":")
+        if not raw_name or not colon:
+            return None
+        names.append(raw_name)
         name = raw_name.lower()
+        value = value.strip(b" \t")
         if name == b"host":
             hosts += 1
         elif name == b"upgrade":
-            upgrade = upgrade or b"websocket" in _tokens(value)
+            upgrade = upgrade or value == b"websocket" or b"websocket" in _tokens(value)
         elif name in _BODY_HEADERS:
             return None
         headers.append((name, value))
-    if hosts != 1 or not upgrade:
+    # Every name a token: no spaces (obs-fold, "Name :"), no separators.
+    if hosts != 1 or not upgrade or b"".join(names).translate(None, _TOKEN_CHARS):
         return None
-    return RequestHead(b"GET", match[1], b"1.1", headers)
+    return RequestHead(b"GET", target, b"1.1", headers)
 
 
 def wants_websocket(headers: RawHeaders) -> bool:
@@ -143,12 +150,8 @@ def _items(value: bytes) -> list[str]:
 
 
 def _valid_key(key: bytes) -> bool:
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key, validate=True)) == 16
-    except binascii.Error:
-        return False
+    # Base64 of 16 bytes is exactly 22 characters of the alphabet and "==".
+    return len(key) == 24 and key[22:] == b"==" and not key[:22].translate(None, _BASE64)
 
 
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")

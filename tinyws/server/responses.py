@@ -3,9 +3,11 @@
 The 101 that accepts a WebSocket, the app's WebSocket denials, and the
 server's own refusals (400, 403, 413, 426, 431, 500, 503, 505 ...) are
 written here directly, without h11. RFC 9110 §6.6.1 wants a `Date` on them
-from any server with a clock; the value is formatted at most once a second
-(`http_date`), and a response that never changes (`Canned`) is encoded once
-per second, so a refusal costs a cache check, not a format.
+from any server with a clock. As in uvicorn, the runtime keeps the value
+current: `refresh_date()` formats it when the second changes, and the server
+calls it on every timer tick (at most half a second apart), so a response
+reads a module global instead of the clock. A response that never changes
+(`Canned`) is re-encoded only when the date does.
 """
 
 from __future__ import annotations
@@ -30,19 +32,32 @@ _ACCEPT_HEAD = (
 )
 
 
-def http_date() -> bytes:
-    """The Date header value, formatted at most once a second.
+class _Date:
+    """The Date header's value and the second it names."""
 
-    The same bytes object is returned until the second changes, so callers
+    __slots__ = ("second", "value")
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.value = b""
+
+
+def refresh_date() -> bytes:
+    """Bring the Date value up to the current second and return it.
+
+    The same bytes object stays current until the second changes, so callers
     may cache on its identity.
     """
     now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
-    value = _date_cache[1]
-    assert isinstance(value, bytes)
-    return value
+    if now != _DATE.second:
+        _DATE.second = now
+        _DATE.value = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+    return _DATE.value
+
+
+def http_date() -> bytes:
+    """The Date header value as of the last `refresh_date()`."""
+    return _DATE.value
 
 
 def accept_response(
@@ -51,7 +66,7 @@ def accept_response(
     """The 101 that accepts a WebSocket."""
     parts = [_ACCEPT_HEAD, accept_key(key), b"\r\n"]
     if not headers or b"date" not in [n for n, _ in headers]:  # the app's own Date wins
-        parts += [b"date: ", http_date(), b"\r\n"]
+        parts += [b"date: ", _DATE.value, b"\r\n"]
     if subprotocol is not None:
         parts += [b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n"]
     if extension is not None:
@@ -68,7 +83,7 @@ def response_head(status: int, headers: RawHeaders, dated: bool = True) -> bytes
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
     if dated:
-        lines.append(b"date: %s\r\n" % http_date())
+        lines.append(b"date: %s\r\n" % _DATE.value)
     lines.append(b"\r\n")
     return b"".join(lines)
 
@@ -108,7 +123,7 @@ class Canned:
         self._encoded = b""
 
     def __call__(self) -> bytes:
-        date = http_date()
+        date = _DATE.value
         if date is not self._date:
             self._date = date
             self._encoded = self._before + date + self._after
@@ -139,7 +154,8 @@ def _error_headers(body: bytes, extra: RawHeaders | None) -> RawHeaders:
     ]
 
 
-_date_cache: list[int | bytes] = [0, b""]
+_DATE = _Date()
+refresh_date()
 VERSION_REFUSAL = Canned(426, b"Unsupported WebSocket version", [(b"sec-websocket-version", b"13")])
 FORBIDDEN = Canned(403)
 SERVER_ERROR = Canned(500)

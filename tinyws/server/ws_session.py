@@ -60,14 +60,15 @@ class WebSocketSession:
     _app_done = False  # ws_finish ran: nobody receives any more
     _pinged = False
     _farewell: Message | None = None
+    _held = False  # the full queue stopped `_pump` with bytes unparsed
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.phase = Phase.IDLE
-        #: Bytes the runtime must write, in order.
-        self.output = bytearray()
-        #: The current deadline (time.monotonic() seconds); see `expire`.
-        self.deadline = math.inf
+    # Set by `ServerConnection.__init__`.
+    limits: Limits
+    phase: Phase
+    #: Bytes the runtime must write, in order.
+    output: bytearray
+    #: The current deadline (time.monotonic() seconds); see `expire`.
+    deadline: float
 
     def _move(self, event: Event) -> None:
         try:
@@ -94,7 +95,7 @@ class WebSocketSession:
         """The next websocket.* message for the app, or None when more bytes are needed."""
         channel = self.channel
         if channel is not None:
-            if not self._inbox and self._farewell is None:
+            if self._held and not self._inbox:  # room again: parse what waited
                 self._pump()
             inbox = self._inbox
             if inbox:
@@ -134,7 +135,11 @@ class WebSocketSession:
         """
         channel = self.channel
         assert channel is not None
-        while self._farewell is None and not self.ws_paused():
+        self._held = False
+        while self._farewell is None:
+            if self.ws_paused():
+                self._held = True
+                return
             # A failure behind unread messages closes after the app's answers
             # to them (Autobahn's strict order), not before.
             channel.hold = bool(self._inbox)

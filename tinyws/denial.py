@@ -22,13 +22,16 @@ from the denial mode and what the server offers (the connection's *way*):
 After ``accept()`` there is no HTTP exchange left: every refusal is a close
 frame (``4000 + status`` for an ``HTTPError``, 1011 for a crash, 1000 for a
 handler that returns). Each function here sends the ASGI messages and returns
-the ``Ending`` the client saw, which the WebSocket records as its state.
+the ``Ending`` the client saw, which the WebSocket records as its state. The
+ones that only pick a way (``refuse``, ``crash``, ``unanswered``, ``deny``) are
+plain functions returning the awaitable of the one that sends: a coroutine
+layer costs as much as a pipeline step.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal, cast
 
 from tinyws.errors import HTTPError, reason_phrase
@@ -65,11 +68,11 @@ def way_of(mode: DenialMode, extension: bool, browser: bool) -> Way:
 # -- before accept(): denials ------------------------------------------------------
 
 
-async def deny(send: Send, way: Way, response: Response) -> Ending:
+def deny(send: Send, way: Way, response: Response) -> Awaitable[Ending]:
     """Refuse with exactly ``response`` (``ws.deny()``, a guard's ``Response``)."""
     status = response.status
     body = b"" if status in NO_BODY else response.body
-    return await _deny(send, way, status, reason_phrase(status), response.raw_headers, body)
+    return _deny(send, way, status, reason_phrase(status), response.raw_headers, body)
 
 
 async def close_unaccepted(send: Send, way: Way, code: int, reason: str) -> Ending:
@@ -136,7 +139,7 @@ async def close_quietly(send: Send, code: int, reason: str) -> Ending:
     """Close an accepted socket whose end the app did not choose; a gone peer is no error."""
     # try/except, not contextlib.suppress(): that builds an object per call.
     try:  # noqa: SIM105
-        await close_accepted(send, code, reason)
+        await send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
     except OSError:
         pass  # the client left first: the close is moot
     return 101, code
@@ -145,31 +148,33 @@ async def close_quietly(send: Send, code: int, reason: str) -> Ending:
 # -- the pipeline's endings: refusal, crash, a handler that returned ------------------
 
 
-async def refuse(send: Send, way: Way, accepted: bool, refusal: HTTPError | Response) -> Ending:
+def refuse(
+    send: Send, way: Way, accepted: bool, refusal: HTTPError | Response
+) -> Awaitable[Ending]:
     """An ``HTTPError`` or a guard's ``Response``: a denial, or ``4000 + status`` after accept."""
     if accepted:
         reason = refusal.title if isinstance(refusal, HTTPError) else ""
-        return await close_quietly(send, close_code(refusal.status), reason)
+        return close_quietly(send, close_code(refusal.status), reason)
     if isinstance(refusal, Response):
-        return await deny(send, way, refusal)
+        return deny(send, way, refusal)
     if way != "http":  # the body would never be sent: don't build it
-        return await _deny(send, way, refusal.status, refusal.title, _no_headers, b"")
+        return _deny(send, way, refusal.status, refusal.title, _no_headers, b"")
     headers, body = error_denial(refusal)
-    return await _deny(send, way, refusal.status, refusal.title, headers.copy, body)
+    return _deny(send, way, refusal.status, refusal.title, headers.copy, body)
 
 
-async def crash(send: Send, way: Way, accepted: bool) -> Ending:
+def crash(send: Send, way: Way, accepted: bool) -> Awaitable[Ending]:
     """Nothing about the crash itself reaches the client: a plain 500, or 1011."""
     if accepted:
-        return await close_quietly(send, 1011, "")
-    return await deny(send, way, internal_error())
+        return close_quietly(send, 1011, "")
+    return deny(send, way, internal_error())
 
 
-async def unanswered(send: Send, way: Way, accepted: bool) -> Ending:
+def unanswered(send: Send, way: Way, accepted: bool) -> Awaitable[Ending]:
     """The handler returned: deny 403 if it never answered, else close with 1000."""
     if accepted:
-        return await close_quietly(send, 1000, "")
-    return await refuse(send, way, False, FORBIDDEN)
+        return close_quietly(send, 1000, "")
+    return refuse(send, way, False, FORBIDDEN)
 
 
 # -- bytes ---------------------------------------------------------------------------

@@ -85,9 +85,12 @@ class Request:
         ASGI servers put the root path in front of ``path`` (uvicorn, tinyws);
         others leave it out. Either way this is the part the app routes on.
         """
-        path: str = self.scope["path"]
-        root: str | None = self.scope.get("root_path")
-        if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        scope = self.scope
+        path: str = scope["path"]
+        root: str | None = scope.get("root_path")
+        if not root:
+            return path
+        if path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
             return path[len(root) :]
         return path
 

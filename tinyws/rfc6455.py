@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 
 #: The GUID a server appends to the client's key (RFC 6455 §1.3).
@@ -12,4 +12,4 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 def accept_key(key: bytes) -> bytes:
     """The `Sec-WebSocket-Accept` value answering `Sec-WebSocket-Key: key`."""
     digest = hashlib.sha1(key + GUID, usedforsecurity=False).digest()
-    return base64.b64encode(digest)
+    return binascii.b2a_base64(digest, newline=False)

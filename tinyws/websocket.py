@@ -19,7 +19,7 @@ from tinyws.errors import HeadersLike, WebSocketDisconnect
 from tinyws.request import Request
 from tinyws.response import Response, encode_headers
 from tinyws.types import Message, Receive, Send
-from tinyws.ws_state import ACCEPTED, CLOSED, CONNECTING, GONE, expect, transition
+from tinyws.ws_state import ACCEPTED, CLOSED, CONNECTING, DENIED, GONE, expect, transition
 
 _RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
 # A pipeline ending from ``tinyws.denial``: (send, way, accepted, *args) -> Ending.
@@ -29,6 +29,9 @@ Settle = Callable[..., Awaitable[Ending]]
 def check_close_code(code: int) -> None:
     if not isinstance(code, int) or not 1000 <= code <= 4999 or code in _RESERVED_CODES:
         raise ValueError(f"{code!r} is not a close code an endpoint may send")
+
+
+_OVER = frozenset({DENIED, CLOSED, GONE})  # the states nothing leaves
 
 
 class WebSocket:
@@ -53,17 +56,12 @@ class WebSocket:
         self._receive = receive
         self._send = send
         self._state = CONNECTING
-        self._extension = EXTENSION in (request.scope.get("extensions") or ())
-        # Only "auto" reads the headers; the other modes spare the handshake that work.
-        self._way: Way = (
-            way_of(mode, self._extension, self._browser())
-            if mode == "auto"
-            else "close"
-            if mode == "close"
-            else "http"
-            if self._extension
-            else "fallback"
-        )
+        self._extension = extension = EXTENSION in (request.scope.get("extensions") or ())
+        self._way: Way
+        if mode == "http":  # the default, decided without a call
+            self._way = "http" if extension else "fallback"
+        else:  # only "auto" reads the headers
+            self._way = way_of(mode, extension, mode == "auto" and self._browser())
         self._subprotocols: Sequence[str] = ()
         self.status: int | None = None
         self.subprotocol: str | None = None
@@ -98,7 +96,7 @@ class WebSocket:
 
     @property
     def closed(self) -> bool:
-        return self._state is not CONNECTING and self._state is not ACCEPTED
+        return self._state in _OVER
 
     # -- handshake ---------------------------------------------------------
 
@@ -144,7 +142,8 @@ class WebSocket:
         """End the connection the pipeline's way (a ``tinyws.denial`` ending), if still open."""
         state = self._state
         if state is CONNECTING:
-            self._record(await end(self._refusal_send(), self._way, False, *args))
+            send = self._send if self._way != "close" else self._refusal_send()
+            self._record(await end(send, self._way, False, *args))
         elif state is ACCEPTED:
             self._record(await end(self._send, self._way, True, *args))
 

@@ -49,31 +49,45 @@ class WebSocketRoute:
     denial: DenialMode | None
 
 
-async def run_websocket(
+async def run_websocket(  # noqa: C901, PLR0912 - one coroutine on purpose (module docstring)
     ws: WebSocket, chain: Chain, routes: Table[WebSocketRoute], reraise: bool
 ) -> None:
     req = ws.request
     reached = chain.size  # middleware whose turn came, by list position
     route: WebSocketRoute | None = None
     succeeded = True  # no hook, guard, router or handler raised
-    try:
+    try:  # an answer ends the pipeline early; `finally` still runs the response hooks
         for position, hook, is_async in chain.request_ws:
             reached = position + 1
             answer = hook(req, ws)
             if is_async:
                 await answer
             if ws.status is not None:
-                break
-        else:
-            reached = chain.size
-            route, req.params, _ = routes.find(req.path, WEBSOCKET)
-            if route is None:
-                succeeded = False  # the router's 404 counts as raised, though it is returned
-                await ws._settle(denial.refuse, NOT_FOUND)
-            else:
-                await run_route(ws, chain, route)
-                if not ws.closed:
-                    await ws._settle(denial.unanswered)
+                return
+        reached = chain.size
+        route, req.params, _ = routes.find(req.path, WEBSOCKET)
+        if route is None:
+            succeeded = False  # the router's 404 counts as raised, though it is returned
+            await ws._settle(denial.refuse, NOT_FOUND)
+            return
+        if route.denial is not None or route.subprotocols:
+            ws._use_route(route.denial, route.subprotocols)
+        for hook, is_async in chain.resource_ws:
+            answer = hook(req, ws, route.endpoint, req.params)
+            if is_async:
+                await answer
+            if ws.status is not None:
+                return
+        for guard, is_async in route.guards:
+            verdict = guard(req)
+            if is_async:
+                verdict = await verdict
+            if verdict is not None and verdict is not True:
+                await ws._settle(denial.refuse, refusal(guard, verdict))
+                return
+        await route.call(ws, **req.params)
+        if not ws.closed:
+            await ws._settle(denial.unanswered)
     except Exception as exc:
         succeeded = False
         await _end_with(ws, exc, reraise)
@@ -96,30 +110,6 @@ async def _end_with(ws: WebSocket, exc: Exception, reraise: bool) -> None:
     else:
         logger.exception("error in WebSocket handler for %s", ws.request.path)
         await ws._settle(denial.crash)
-
-
-async def run_route(ws: WebSocket, chain: Chain, route: WebSocketRoute) -> None:
-    """Steps 3 to 5: ``process_resource_ws``, the guards, the handler."""
-    req = ws.request
-    if route.denial is not None or route.subprotocols:
-        ws._use_route(route.denial, route.subprotocols)
-
-    for hook, is_async in chain.resource_ws:
-        answer = hook(req, ws, route.endpoint, req.params)
-        if is_async:
-            await answer
-        if ws.status is not None:
-            return
-
-    for guard, is_async in route.guards:
-        verdict = guard(req)
-        if is_async:
-            verdict = await verdict
-        if verdict is not None and verdict is not True:
-            await ws._settle(denial.refuse, refusal(guard, verdict))
-            return
-
-    await route.call(ws, **req.params)
 
 
 async def _respond(
@@ -149,4 +139,4 @@ async def _respond(
             logger.exception("error in process_response_ws for %s", ws.request.path)
 
 
-__all__ = ["WEBSOCKET", "WebSocketRoute", "run_route", "run_websocket"]
+__all__ = ["WEBSOCKET", "WebSocketRoute", "run_websocket"]

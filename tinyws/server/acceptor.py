@@ -18,6 +18,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -60,12 +61,6 @@ class Acceptor:
         for task in self._tasks:
             task.cancel()
 
-    def head_wait(self, peer: Peer) -> None:
-        self.heads[peer] = None
-
-    def head_done(self, peer: Peer) -> None:
-        self.heads.pop(peer, None)
-
     def forget(self, peer: Peer) -> None:
         self.peers.discard(peer)
         self.heads.pop(peer, None)
@@ -84,11 +79,17 @@ class Acceptor:
         """Accept in batches: one wakeup may carry many pending connections."""
         server = listener.getsockname()[:2]
         spawn = self._spawner(tg)
+        # socket.accept() turns the listener's family and type into enums on
+        # every call (eight Python calls); its C half, `_accept` (absent from
+        # the type stubs), and a wrap with the values read once do the same.
+        family, kind, proto = listener.family, listener.type, listener.proto
+        accept_fd: Callable[[], tuple[int, Any]] = cast("Any", listener)._accept
         while True:
             await self.wait_readable(listener)
             for _ in range(64):
                 try:
-                    sock, address = listener.accept()
+                    fd, address = accept_fd()
+                    sock = socket.socket(family, kind, proto, fd)
                 except BlockingIOError:
                     break
                 except OSError as exc:  # EMFILE and friends: back off a little
@@ -184,7 +185,7 @@ class Acceptor:
             sock.close()
             return
         self.refused[sock] = time.monotonic() + _REFUSED_LINGER
-        self.watcher.watch_read(sock, lambda: self._drain_refused(sock))
+        self.watcher.watch_read(sock.fileno(), lambda: self._drain_refused(sock))
 
     def _drain_refused(self, sock: socket.socket) -> None:
         try:
@@ -199,7 +200,7 @@ class Acceptor:
     def _close_refused(self, sock: socket.socket) -> None:
         if self.refused.pop(sock, None) is not None:
             try:
-                self.watcher.unwatch_read(sock)
+                self.watcher.unwatch_read(sock.fileno())
             finally:
                 sock.close()
 

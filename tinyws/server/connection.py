@@ -209,14 +209,10 @@ class ServerConnection(WebSocketSession):
         return scope
 
     def _scope(self, kind: str, head: RequestHead) -> Scope:
+        client, server, limits = self.client, self.server, self.limits
+        root, state, source = limits.root_path, self.lifespan_state, limits.source
         return build_scope(
-            kind,
-            head,
-            client=self.client,
-            server=self.server,
-            root_path=self.limits.root_path,
-            state=self.lifespan_state,
-            source=self.limits.source,
+            kind, head, client=client, server=server, root_path=root, state=state, source=source
         )
 
     # -- HTTP ------------------------------------------------------------------

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyws.server.responses import VERSION_REFUSAL, RawHeaders, error_response
+from tinyws.server.responses import (
+    FIELD_CHARS,
+    TOKEN_CHARS,
+    VERSION_REFUSAL,
+    RawHeaders,
+    error_response,
+)
 
 _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# What a field line may hold (RFC 9110 §5.5): HTAB, SP, visible ASCII, obs-text.
-# Deleting these from a head leaves its line breaks and any control character.
-_LINE_CHARS = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 
 
 @dataclass(slots=True)
@@ -55,8 +57,9 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
     if b"pgrade:" not in head:
         return None
     lines = head.split(b"\r\n")
-    # Only the CRLFs between lines may be left: no bare CR or LF, no control byte.
-    if len(head.translate(None, _LINE_CHARS)) != 2 * len(lines) - 2:
+    # Deleting what a field may hold must leave only the CRLFs between lines:
+    # no bare CR or LF, no other control byte.
+    if len(head.translate(None, FIELD_CHARS)) != 2 * len(lines) - 2:
         return None
     request_line = lines[0]
     if not (request_line.startswith(b"GET /") and request_line.endswith(b" HTTP/1.1")):
@@ -83,7 +86,7 @@ def parse_plain_head(head: bytes) -> RequestHead | None:
             return None
         headers.append((name, value))
     # Every name a token: no spaces (obs-fold, "Name :"), no separators.
-    if hosts != 1 or not upgrade or b"".join(names).translate(None, _TOKEN_CHARS):
+    if hosts != 1 or not upgrade or b"".join(names).translate(None, TOKEN_CHARS):
         return None
     return RequestHead(b"GET", target, b"1.1", headers)
 
@@ -104,7 +107,10 @@ def check_upgrade(head: RequestHead) -> Offer | bytes:
     extensions: list[str] = []
     for name, value in head.headers:
         if name == b"connection":
-            connection.extend(_tokens(value))
+            if value == b"Upgrade":  # what nearly every client sends
+                connection.append(b"upgrade")
+            else:
+                connection.extend(_tokens(value))
         elif name == b"sec-websocket-version":
             versions.append(value)
         elif name == b"sec-websocket-key":

@@ -24,20 +24,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING
 
 import anyio
 from anyio.lowlevel import checkpoint
 
 from tinyws.errors import ClientDisconnect
-from tinyws.server.connection import Phase, ServerConnection
-from tinyws.server.tls import TLSLayer, TLSState
+from tinyws.server.connection import Phase
+from tinyws.server.tls import TLSState
 from tinyws.server.tls_link import address
 from tinyws.server.ws_link import WebSocketLink, client_of, target_of
 from tinyws.types import Message, Scope
-
-if TYPE_CHECKING:
-    from tinyws.server.acceptor import Acceptor
 
 logger = logging.getLogger("tinyws.server")
 access_logger = logging.getLogger("tinyws.access")
@@ -50,17 +46,7 @@ _FAIRNESS = 16  # reads served without waiting before yielding to other tasks
 class Peer(WebSocketLink):
     """One client connection: a socket, its protocol core, its pending output."""
 
-    __slots__ = ("app",)
-
-    def __init__(
-        self,
-        acceptor: Acceptor,
-        sock: socket.socket,
-        core: ServerConnection,
-        tls: TLSLayer | None = None,
-    ) -> None:
-        super().__init__(acceptor, sock, core, tls)
-        self.app = acceptor.app
+    __slots__ = ()
 
     async def run(self) -> None:
         try:
@@ -85,14 +71,14 @@ class Peer(WebSocketLink):
                     break
                 await self._fill()
                 continue
-            self.acceptor.head_done(self)
+            self.acceptor.heads.pop(self, None)  # no longer a slowloris suspect
             if scope["type"] == "http":
                 await self._http(scope)
             else:
                 await self.websocket(scope)
             if core.phase is not Phase.IDLE or self.acceptor.stopping:
                 break
-            self.acceptor.head_wait(self)
+            self.acceptor.heads[self] = None  # waiting for the next head
         await self.flush()
         if self.tls is not None:
             self.end_tls()

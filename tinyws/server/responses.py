@@ -12,7 +12,6 @@ reads a module global instead of the clock. A response that never changes
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -23,8 +22,10 @@ from tinyws.rfc6455 import accept_key
 RawHeaders = list[tuple[bytes, bytes]]
 
 REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+#: The bytes of a token (RFC 9110 §5.6.2), the only ones a field name may hold.
+TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: What a field value may hold (RFC 9110 §5.5): HTAB, SP, visible ASCII, obs-text.
+FIELD_CHARS = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _FRAMING = (b"content-length", b"transfer-encoding", b"connection")
 _ACCEPT_HEAD = (
     b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -102,10 +103,17 @@ def denial_response(status: int, headers: RawHeaders, body: bytes) -> bytes:
     The whole body is known, so the server sets an exact Content-Length
     (replacing any the app gave) and closes the connection afterwards.
     """
-    kept = [(n, v) for n, v in headers if n not in _FRAMING]
-    dated = b"date" not in [n for n, _ in kept]  # the app's own Date wins
-    kept += [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
-    return response_head(status, kept, dated=dated) + body
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
+    dated = True
+    for name, value in headers:
+        if name not in _FRAMING:
+            parts += [name, b": ", value, b"\r\n"]
+            dated = dated and name != b"date"  # the app's own Date wins
+    parts.append(b"content-length: %d\r\nconnection: close\r\n" % len(body))
+    if dated:
+        parts += [b"date: ", _DATE.value, b"\r\n"]
+    parts += [b"\r\n", body]
+    return b"".join(parts)
 
 
 class Canned:
@@ -132,16 +140,20 @@ class Canned:
 
 def asgi_headers(message: Mapping[str, Any]) -> RawHeaders:
     """The `headers` of an ASGI message: lowercase names, checked against splitting."""
-    # bytes() refuses a str (TypeError), as ASGI's byte-string headers want.
-    headers = [(bytes(name).lower(), bytes(value)) for name, value in message.get("headers", ())]
-    for name, value in headers:
+    if not message.get("headers"):
+        return []
+    headers = []
+    for raw_name, raw_value in message["headers"]:
+        # bytes() refuses a str (TypeError), as ASGI's byte-string headers want.
+        name, value = bytes(raw_name).lower(), bytes(raw_value)
         check_header(name, value)
+        headers.append((name, value))
     return headers
 
 
 def check_header(name: bytes, value: bytes) -> None:
     """Refuse header names and values that could split the response."""
-    if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+    if not name or name.translate(None, TOKEN_CHARS) or value.translate(None, FIELD_CHARS):
         raise ValueError(f"invalid response header {name!r}: {value!r}")
 
 

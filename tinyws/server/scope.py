@@ -10,8 +10,6 @@ from tinyws.server.heads import RequestHead
 from tinyws.server.proxy import TrustedProxies, resolve
 from tinyws.types import Scope
 
-_WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
-
 
 @dataclass(frozen=True, slots=True)
 class ScopeSource:
@@ -64,7 +62,8 @@ def build_scope(
     if kind == "http":
         scope["method"] = head.method.decode("ascii")
     else:
-        scope["extensions"] = {name: dict(value) for name, value in _WS_EXTENSIONS.items()}
+        # A new dict per scope: an app may write into its extensions.
+        scope["extensions"] = {"websocket.http.response": {}}
     if state is not None:
         scope["state"] = dict(state)
     return scope

@@ -12,14 +12,14 @@ whose file descriptor trio can wait on like any other, and calls the
 callbacks of the sockets that are ready.
 
 A callback must consume the readiness it is given (read, write, or stop
-watching): registrations are level-triggered.
+watching): registrations are level-triggered. Sockets are named by their file
+descriptor, so that on asyncio the watcher's methods are the loop's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import selectors
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -27,11 +27,15 @@ Callback = Callable[[], object]
 
 
 class Watcher(Protocol):
-    def watch_read(self, sock: socket.socket, callback: Callback) -> None: ...
-    def unwatch_read(self, sock: socket.socket) -> None: ...
-    def watch_write(self, sock: socket.socket, callback: Callback) -> None: ...
-    def unwatch_write(self, sock: socket.socket) -> None: ...
-    def waker(self) -> tuple[Callable[[], Awaitable[object]], Callback]: ...
+    @property
+    def watch_read(self) -> Callable[[int, Callback], object]: ...
+    @property
+    def unwatch_read(self) -> Callable[[int], object]: ...
+    @property
+    def watch_write(self) -> Callable[[int, Callback], object]: ...
+    @property
+    def unwatch_write(self) -> Callable[[int], object]: ...
+    def waker(self) -> tuple[Awaitable[object], Callback]: ...
     async def run(self) -> None: ...
 
 
@@ -49,28 +53,20 @@ class AsyncioWatcher:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self.watch_read = loop.add_reader
+        self.unwatch_read = loop.remove_reader
+        self.watch_write = loop.add_writer
+        self.unwatch_write = loop.remove_writer
 
-    def watch_read(self, sock: socket.socket, callback: Callback) -> None:
-        self._loop.add_reader(sock.fileno(), callback)
-
-    def unwatch_read(self, sock: socket.socket) -> None:
-        self._loop.remove_reader(sock.fileno())
-
-    def watch_write(self, sock: socket.socket, callback: Callback) -> None:
-        self._loop.add_writer(sock.fileno(), callback)
-
-    def unwatch_write(self, sock: socket.socket) -> None:
-        self._loop.remove_writer(sock.fileno())
-
-    def waker(self) -> tuple[Callable[[], Awaitable[object]], Callback]:
-        """A wait (call it once, await the result) and the callback that ends it."""
+    def waker(self) -> tuple[Awaitable[object], Callback]:
+        """Something to await once, and the callback that ends the wait."""
         future: asyncio.Future[None] = self._loop.create_future()
 
         def wake() -> None:
             if not future.done():
                 future.set_result(None)
 
-        return lambda: future, wake
+        return future, wake
 
     async def run(self) -> None:
         await asyncio.Future()  # nothing to do: the loop calls back itself
@@ -85,8 +81,7 @@ class TrioWatcher:
         self._callbacks: dict[int, list[Callback | None]] = {}
         self._closed = False
 
-    def _set(self, sock: socket.socket, slot: int, callback: Callback | None) -> None:
-        fd = sock.fileno()
+    def _set(self, fd: int, slot: int, callback: Callback | None) -> None:
         if self._closed or fd < 0:
             return  # the server is gone (or the socket is): nothing to call back
         entry = self._callbacks.get(fd)
@@ -105,23 +100,23 @@ class TrioWatcher:
             del self._callbacks[fd]
             self._selector.unregister(fd)
 
-    def watch_read(self, sock: socket.socket, callback: Callback) -> None:
-        self._set(sock, 0, callback)
+    def watch_read(self, fd: int, callback: Callback) -> None:
+        self._set(fd, 0, callback)
 
-    def unwatch_read(self, sock: socket.socket) -> None:
-        self._set(sock, 0, None)
+    def unwatch_read(self, fd: int) -> None:
+        self._set(fd, 0, None)
 
-    def watch_write(self, sock: socket.socket, callback: Callback) -> None:
-        self._set(sock, 1, callback)
+    def watch_write(self, fd: int, callback: Callback) -> None:
+        self._set(fd, 1, callback)
 
-    def unwatch_write(self, sock: socket.socket) -> None:
-        self._set(sock, 1, None)
+    def unwatch_write(self, fd: int) -> None:
+        self._set(fd, 1, None)
 
-    def waker(self) -> tuple[Callable[[], Awaitable[object]], Callback]:
+    def waker(self) -> tuple[Awaitable[object], Callback]:
         import trio
 
         event = trio.Event()
-        return event.wait, event.set
+        return event.wait(), event.set
 
     async def run(self) -> None:
         import trio

@@ -49,8 +49,10 @@ class WebSocketLink(TLSLink):
         "_output_wake",
         "_watching",
         "acceptor",
+        "app",
         "broken",
         "core",
+        "fd",
         "pending",
         "recv_size",
         "scope",
@@ -60,16 +62,14 @@ class WebSocketLink(TLSLink):
     )
 
     def __init__(
-        self,
-        acceptor: Acceptor,
-        sock: socket.socket,
-        core: ServerConnection,
-        tls: TLSLayer | None = None,
+        self, acceptor: Acceptor, sock: socket.socket, core: ServerConnection, tls: TLSLayer | None
     ) -> None:
         self.acceptor = acceptor
+        self.app = acceptor.app
         #: The TLS session between the socket and the core (None: plain TCP).
         self.tls = tls
         self.sock = sock
+        self.fd = sock.fileno()  # kept: the watcher is told after the socket closed too
         self.core = core
         self.pending = bytearray()
         self.recv_size = _RECV_SIZE
@@ -97,7 +97,7 @@ class WebSocketLink(TLSLink):
         if sent < len(data):
             self.pending += data[sent:]
             self._watching |= 2
-            self.acceptor.watcher.watch_write(self.sock, self._on_writable)
+            self.acceptor.watcher.watch_write(self.fd, self._on_writable)
 
     def _on_writable(self) -> None:
         try:
@@ -111,7 +111,7 @@ class WebSocketLink(TLSLink):
         del self.pending[:sent]
         if not self.pending:
             self._watching &= ~2
-            self.acceptor.watcher.unwatch_write(self.sock)
+            self.acceptor.watcher.unwatch_write(self.fd)
         if self._output_wake is not None:
             self._output_wake()
 
@@ -133,7 +133,7 @@ class WebSocketLink(TLSLink):
             wait, self._output_wake = self.acceptor.watcher.waker()
             try:
                 with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
-                    await wait()
+                    await wait
             finally:
                 self._output_wake = None
             if scope.cancelled_caught:  # nothing taken for the whole timeout
@@ -153,9 +153,9 @@ class WebSocketLink(TLSLink):
         """Stop every callback before the socket is closed."""
         watcher = self.acceptor.watcher
         if self._watching & 1:
-            watcher.unwatch_read(self.sock)
+            watcher.unwatch_read(self.fd)
         if self._watching & 2:
-            watcher.unwatch_write(self.sock)
+            watcher.unwatch_write(self.fd)
         self._watching = 0
 
     # -- WebSocket ---------------------------------------------------------------
@@ -167,7 +167,7 @@ class WebSocketLink(TLSLink):
         logged = self.acceptor.config.access_log
         start = time.monotonic() if logged else 0.0
         try:
-            await self.acceptor.app(scope, self._ws_receive, self._ws_send)
+            await self.app(scope, self._ws_receive, self._ws_send)
         except ClientDisconnect:
             pass
         except Exception:
@@ -185,7 +185,7 @@ class WebSocketLink(TLSLink):
             await self._input()
         if self._watching & 1:
             self._watching &= ~1
-            self.acceptor.watcher.unwatch_read(self.sock)
+            self.acceptor.watcher.unwatch_read(self.fd)
         if logged and core.channel is not None:
             elapsed = time.monotonic() - start
             self._log(scope, "closed %d after %.3fs", core.channel.close_code or 1006, elapsed)
@@ -220,7 +220,7 @@ class WebSocketLink(TLSLink):
         """Wait until the read callback has something for the app."""
         wait, self._input_wake = self.acceptor.watcher.waker()
         try:
-            await wait()
+            await wait
         finally:
             self._input_wake = None
 
@@ -236,16 +236,18 @@ class WebSocketLink(TLSLink):
             await self.send_output(self.acceptor.config.ws_ping_timeout)
 
     def _opened(self) -> None:
-        # Reads are watched lazily: from the app's first receive() that finds
-        # nothing, its first send() or the reaper's next tick (a handshake
-        # whose close frame is there when the app receives never registers).
-        channel = self.core.channel
+        # Reads are watched from the 101 on (unless frames that came with the
+        # head filled the queue), when the client's next frame cannot be here.
+        core = self.core
+        channel = core.channel
         if channel is not None and channel.compressed:
             self.recv_size = _RECV_SIZE_DEFLATE
         if self.acceptor.stopping:
-            self.core.ws_shutdown()
+            core.ws_shutdown()
         if self.acceptor.config.access_log:
             self._log(self.scope, "101")
+        if not core.ws_paused():
+            self.watch_reads()
 
     def unwatched(self) -> bool:
         """True for an open WebSocket nobody reads (and whose queue has room)."""
@@ -254,7 +256,7 @@ class WebSocketLink(TLSLink):
 
     def watch_reads(self) -> None:
         self._watching |= 1
-        self.acceptor.watcher.watch_read(self.sock, self._on_readable)
+        self.acceptor.watcher.watch_read(self.fd, self._on_readable)
 
     def _on_readable(self, inline: bool = False) -> bool:
         """Read once: the core answers pings and closes and queues messages.
@@ -272,14 +274,14 @@ class WebSocketLink(TLSLink):
         if core.phase is Phase.CLOSED:
             if not data or not core.linger:  # lingering: drain until the client's EOF
                 self._watching &= ~1
-                self.acceptor.watcher.unwatch_read(self.sock)
+                self.acceptor.watcher.unwatch_read(self.fd)
                 self.end_tls()
                 if self._input_wake is None and not inline and not self.pending:
                     with contextlib.suppress(OSError):  # the app is busy: end TCP now
                         self.sock.shutdown(socket.SHUT_WR)
         elif core.ws_paused():
             self._watching &= ~1
-            self.acceptor.watcher.unwatch_read(self.sock)
+            self.acceptor.watcher.unwatch_read(self.fd)
         if self._input_wake is not None and (core.ws_queued() or core.phase is Phase.CLOSED):
             self._input_wake()
         return True

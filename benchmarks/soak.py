@@ -3,7 +3,7 @@
 Four scenarios against one server process (raw ASGI app `apps/soak_app.py`):
 
 * handshakes: N handshakes (32 at a time); the server's RSS and open fds
-  after the first tenth and at the end: a leak shows as growth.
+  after the first 10,000 (or tenth, if less) and at the end: a leak shows as growth.
 * idle: M idle WebSockets held for S seconds while the server pings them
   (the clients answer); memory per connection, none lost, and the latency
   of new handshakes while they are held.
@@ -45,6 +45,7 @@ FULL: dict[str, float] = {
 }
 SMOKE: dict[str, float] = {"handshakes": 2000, "idle": 200, "hold": 3.0, "feed": 50, "slow": 4.0}
 CONCURRENCY = 32
+FIRST = 10_000  # the handshake scenario compares the end with after this many (the issue's)
 # In a smoke run the servers that have them ping every second, so that pings
 # happen within it; full runs keep every server's defaults.
 SMOKE_PINGS = ["--ws-ping-interval", "1", "--ws-ping-timeout", "1"]
@@ -124,13 +125,18 @@ class WS:
         self.writer.transport.abort()
 
 
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def fds(pgid: int) -> int:
+    """Open fds of every process in the group (hypercorn's connections are its worker's)."""
+    total = 0
+    for pid in harness.group_pids(pgid):
+        with contextlib.suppress(OSError):
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+    return total
 
 
 async def handshakes(pid: int, port: int, n: int) -> dict[str, float]:
-    done = 0
-    sample: dict[str, float] = {}
+    done, first = 0, max(min(n // 10, FIRST), 1)
+    sample: dict[str, float] = {"first": first}
 
     async def worker() -> None:
         nonlocal done
@@ -139,7 +145,7 @@ async def handshakes(pid: int, port: int, n: int) -> dict[str, float]:
             ws = await WS.open(port, "/accept")
             ws.close()
             await ws.run()
-            if done == max(n // 10, 1):
+            if done == first:
                 await asyncio.sleep(0.2)
                 sample.update(rss_first=harness.group_memory_kib(pid), fds_first=fds(pid))
 
@@ -213,38 +219,75 @@ async def feed(port: int, n: int, hold: float) -> dict[str, float]:
     return {"n": n, "lost": lost, "pings_each": pings, "min_pongs": pongs, "min_messages": messages}
 
 
-async def slow(pid: int, port: int, hold: float) -> dict[str, float]:
-    stuck = await WS.open(port, "/flood", rcvbuf=4096)
+async def slow(pid: int, port: int, hold: float, stuck: bool = True) -> dict[str, float]:
+    """The stuck client (unless `stuck` is false: the readers alone) beside 3 readers."""
+    held = await WS.open(port, "/flood", rcvbuf=4096) if stuck else None
     readers = [await WS.open(port, "/flood") for _ in range(3)]
     tasks = [asyncio.ensure_future(ws.run()) for ws in readers]
-    start = time.monotonic()
-    peak = 0
+    start, wall = time.monotonic(), time.time()
+    peak, ticks = 0, [(0.0, 0)]  # (seconds in, messages the 3 readers have read)
     while time.monotonic() - start < hold:
         await asyncio.sleep(0.5)
         peak = max(peak, harness.group_memory_kib(pid))
-    took = time.monotonic() - start
-    rates = [ws.messages * 8 / 1024 / took for ws in readers]  # MiB/s
-    stats = json.loads(await http_get(port, "/stats"))
-    ended = stats["flood_ended"]
+        ticks.append((time.monotonic() - start, sum(ws.messages for ws in readers)))
+    rates = [ws.messages * 8 / 1024 / ticks[-1][0] for ws in readers]  # MiB/s
+    ended = json.loads(await http_get(port, "/stats"))["flood_ended"]
+    dropped = min(ended) - wall if ended else -1.0
     for ws in readers:
         ws.abort()
-    stuck.abort()
-    stuck.writer.close()
+    if held is not None:
+        held.abort()
+        held.writer.close()
     await asyncio.wait(tasks, timeout=5)
     return {
         "reader_mib_s_min": min(rates),
         "reader_mib_s_max": max(rates),
         "peak_rss_kib": peak,
-        "stuck_dropped_after_s": (min(ended) - (time.time() - took)) if ended else -1.0,
+        "stuck_dropped_after_s": dropped,
+        **phase_rates(ticks, dropped),
     }
 
 
+def phase_rates(ticks: list[tuple[float, int]], dropped: float) -> dict[str, float]:
+    """The readers' MiB/s each while the stuck one was held and after it was dropped."""
+    before = [tick for tick in ticks if tick[0] <= dropped]
+    if dropped <= 0 or len(before) < 2 or before[-1] == ticks[-1]:
+        return {}
+    (t1, m1), (t2, m2) = before[-1], ticks[-1]
+    mib = 8 / 1024 / 3
+    return {"mib_s_while_stuck": m1 * mib / t1, "mib_s_after_drop": (m2 - m1) * mib / (t2 - t1)}
+
+
 async def http_get(port: int, path: str) -> str:
+    """GET path over HTTP/1.1; the body whether sent with Content-Length, chunked or to EOF."""
     reader, writer = await asyncio.open_connection(harness.HOST, port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode())
-    data = await reader.read()
-    writer.close()
-    return data.partition(b"\r\n\r\n")[2].decode()
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode())
+        status, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        if status.split(" ")[1:2] != ["200"]:
+            raise RuntimeError(f"GET {path}: {status!r}")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await read_chunked(reader)
+        elif "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        else:
+            body = await reader.read()
+        return body.decode()
+    finally:
+        writer.close()
+
+
+async def read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked body (RFC 9112 7.1): sizes in hex, extensions and trailers skipped."""
+    body = bytearray()
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16):
+        body += await reader.readexactly(size)
+        if await reader.readexactly(2) != b"\r\n":
+            raise ValueError("chunk not followed by CRLF")
+    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, then the blank line
+        pass
+    return bytes(body)
 
 
 @contextlib.contextmanager

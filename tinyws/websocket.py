@@ -15,15 +15,15 @@ from typing import Any
 from tinyws import denial
 from tinyws.datastructures import Namespace
 from tinyws.denial import EXTENSION, DenialMode, Ending, Way, way_of
-from tinyws.errors import HeadersLike, WebSocketDisconnect
+from tinyws.errors import HeadersLike, HTTPError, WebSocketDisconnect
 from tinyws.request import Request
 from tinyws.response import Response, encode_headers
 from tinyws.types import Message, Receive, Send
 from tinyws.ws_state import ACCEPTED, CLOSED, CONNECTING, DENIED, GONE, expect, transition
 
 _RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
-# A pipeline ending from ``tinyws.denial``: (send, way, accepted, *args) -> Ending.
-Settle = Callable[..., Awaitable[Ending]]
+# A pipeline ending from ``tinyws.denial`` (crash, unanswered): (send, way, accepted) -> Ending.
+Settle = Callable[[Send, Way, bool], Awaitable[Ending]]
 
 
 def check_close_code(code: int) -> None:
@@ -138,14 +138,26 @@ class WebSocket:
             self.close_code = code
             await denial.close_accepted(self._send, code, reason)
 
-    async def _settle(self, end: Settle, *args: Any) -> None:
-        """End the connection the pipeline's way (a ``tinyws.denial`` ending), if still open."""
+    # The pipeline's endings, if the connection is still open. Two methods, not
+    # one taking *args: unpacking them cost 3 % of a refused handshake.
+
+    async def _settle(self, end: Settle) -> None:
+        """End the connection with ``denial.crash`` or ``denial.unanswered``."""
         state = self._state
         if state is CONNECTING:
             send = self._send if self._way != "close" else self._refusal_send()
-            self._record(await end(send, self._way, False, *args))
+            self._record(await end(send, self._way, False))
         elif state is ACCEPTED:
-            self._record(await end(self._send, self._way, True, *args))
+            self._record(await end(self._send, self._way, True))
+
+    async def _refuse(self, refusal: HTTPError | Response) -> None:
+        """End the connection with ``denial.refuse``: an ``HTTPError`` or a guard's ``Response``."""
+        state = self._state
+        if state is CONNECTING:
+            send = self._send if self._way != "close" else self._refusal_send()
+            self._record(await denial.refuse(send, self._way, False, refusal))
+        elif state is ACCEPTED:
+            self._record(await denial.refuse(self._send, self._way, True, refusal))
 
     def _refusal_send(self) -> Send:
         """How a refusal is sent: with a subprotocol when it accepts one a client offered."""

@@ -68,7 +68,7 @@ async def run_websocket(  # noqa: C901, PLR0912 - one coroutine on purpose (modu
         route, req.params, _ = routes.find(req.path, WEBSOCKET)
         if route is None:
             succeeded = False  # the router's 404 counts as raised, though it is returned
-            await ws._settle(denial.refuse, NOT_FOUND)
+            await ws._refuse(NOT_FOUND)
             return
         if route.denial is not None or route.subprotocols:
             ws._use_route(route.denial, route.subprotocols)
@@ -83,7 +83,7 @@ async def run_websocket(  # noqa: C901, PLR0912 - one coroutine on purpose (modu
             if is_async:
                 verdict = await verdict
             if verdict is not None and verdict is not True:
-                await ws._settle(denial.refuse, refusal(guard, verdict))
+                await ws._refuse(refusal(guard, verdict))
                 return
         await route.call(ws, **req.params)
         if not ws.closed:
@@ -102,7 +102,7 @@ async def run_websocket(  # noqa: C901, PLR0912 - one coroutine on purpose (modu
 async def _end_with(ws: WebSocket, exc: Exception, reraise: bool) -> None:
     """End the connection for an exception that escaped a step (called while handling it)."""
     if isinstance(exc, HTTPError):
-        await ws._settle(denial.refuse, exc)
+        await ws._refuse(exc)
     elif isinstance(exc, WebSocketDisconnect) and ws._state is GONE:
         pass  # this connection's own client left: there is nobody to answer
     elif reraise:

@@ -36,7 +36,7 @@ def test_a_tree_against_itself_is_a_ratio_of_one(
 def test_a_tree_without_the_benchmarks_fails_naming_it(
     instructions_ab: ModuleType, tmp_path: Path
 ) -> None:
-    with pytest.raises(RuntimeError, match="core:accept in .*failed"):
+    with pytest.raises(RuntimeError, match=r"core:accept in .*failed"):
         instructions_ab.main(["--baseline-tree", str(tmp_path), "--only", "core:accept"])
 
 

@@ -135,9 +135,13 @@ class WebSocketSession:
         """
         channel = self.channel
         assert channel is not None
+        limits = self.limits
         self._held = False
         while self._farewell is None:
-            if self.ws_paused():
+            inbox = self._inbox  # ws_paused(), inline: this runs per message
+            if inbox is not None and (
+                len(inbox) >= limits.max_queue or self._queued >= limits.max_message
+            ):
                 self._held = True
                 return
             # A failure behind unread messages closes after the app's answers

@@ -78,14 +78,12 @@ def accept_response(
     return b"".join(parts)
 
 
-def response_head(status: int, headers: RawHeaders, dated: bool = True) -> bytes:
-    """A status line, the headers and (unless `dated` is false) a `Date`, then the blank line."""
+def response_head(status: int, headers: RawHeaders) -> bytes:
+    """A status line, the headers and a `Date`, then the blank line."""
     reason = REASONS.get(status, b"Unknown")
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
-    if dated:
-        lines.append(b"date: %s\r\n" % _DATE.value)
-    lines.append(b"\r\n")
+    lines.append(b"date: %s\r\n\r\n" % _DATE.value)
     return b"".join(lines)
 
 
